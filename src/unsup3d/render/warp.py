@@ -1,0 +1,52 @@
+"""Reprojection Π: render the canonical depth in the input view, then inverse-warp the canonical image."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from unsup3d.geometry import depth_to_points, inverse_transform_points, project, transform_points
+from unsup3d.render.interpolate import interpolate_depth
+from unsup3d.render.rasterize import grid_faces, rasterize
+
+BACKGROUND_DEPTH = 100.0
+
+
+def render_depth(canon_depth: torch.Tensor, view: torch.Tensor, fov: float = 10.0) -> torch.Tensor:
+    """Depth of the canonical depth-grid mesh seen from the input view.
+
+    Args:
+        canon_depth: (B, H, W) depth in the canonical frame.
+        view: (B, 6) viewpoints ``(rx, ry, rz, tx, ty, tz)``, radians.
+        fov: field of view in degrees.
+    Returns:
+        (B, H, W) depth in the input view, :data:`BACKGROUND_DEPTH` where no surface is hit. Differentiable in
+        ``canon_depth`` and ``view`` through the winning faces.
+    """
+    batch, height, width = canon_depth.shape
+    points = transform_points(depth_to_points(canon_depth, fov), view)  # (B, H, W, 3)
+    screen = project(points, width, fov).reshape(batch, height * width, 3)
+    faces = grid_faces(height, width, device=canon_depth.device)
+    fragments = rasterize(screen, faces, height, width)
+    return interpolate_depth(screen, faces, fragments, BACKGROUND_DEPTH)
+
+
+def inverse_warp_grid(view_depth: torch.Tensor, view: torch.Tensor, fov: float = 10.0) -> torch.Tensor:
+    """Where each input-view pixel comes from in the canonical image.
+
+    Args:
+        view_depth: (B, H, W) depth in the input view.
+        view: (B, 6) viewpoints.
+    Returns:
+        (B, H, W, 2) sampling grid in ``grid_sample`` coordinates (``align_corners=True``: −1 is pixel 0,
+        +1 is pixel S−1), ordered (x, y).
+    """
+    _, _, width = view_depth.shape
+    points = inverse_transform_points(depth_to_points(view_depth, fov), view)
+    uvz = project(points, width, fov)
+    return uvz[..., :2] / (width - 1) * 2.0 - 1.0
+
+
+def sample_canonical(canon_image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear sampling of a canonical (B, C, H, W) image at a (B, H, W, 2) grid; zeros outside."""
+    return F.grid_sample(canon_image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)

@@ -1,0 +1,184 @@
+import importlib
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from _reference_renderer import render_depth_reference
+
+from unsup3d.geometry import depth_to_points, project, transform_points
+from unsup3d.render import (
+    BACKGROUND_DEPTH,
+    grid_faces,
+    interpolate_attributes,
+    interpolate_depth,
+    rasterize,
+    render_depth,
+)
+
+rasterize_module = importlib.import_module("unsup3d.render.rasterize")
+
+
+def smooth_depth(batch, size, seed, relief=0.08, border=None):
+    """Random smooth depth maps around 1, optionally with the model's clamped border columns."""
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(batch, 1, size, size, generator=gen, dtype=torch.float64)
+    smooth = F.avg_pool2d(noise, 5, 1, 2, count_include_pad=False)[:, 0]
+    smooth = smooth / smooth.abs().amax(dim=(1, 2), keepdim=True)
+    depth = 1.0 + relief * smooth
+    if border is not None:
+        depth[:, :, :2] = border
+        depth[:, :, -2:] = border
+    return depth
+
+
+def random_views(batch, seed, max_degrees=60.0, max_shift=0.05):
+    gen = torch.Generator().manual_seed(seed)
+    rot = (torch.rand(batch, 3, generator=gen, dtype=torch.float64) * 2 - 1) * math.radians(max_degrees)
+    shift = (torch.rand(batch, 3, generator=gen, dtype=torch.float64) * 2 - 1) * max_shift
+    return torch.cat([rot, shift], dim=1)
+
+
+def test_grid_faces_cover_every_cell_twice():
+    faces = grid_faces(3, 4)
+    assert faces.shape == (2 * 2 * 3, 3)
+    assert faces.dtype == torch.long
+    assert set(faces.flatten().tolist()) == set(range(12))
+    assert faces[0].tolist() == [0, 4, 1]
+    assert faces[6].tolist() == [1, 4, 5]
+
+
+def test_identity_view_reproduces_canonical_depth_on_every_pixel():
+    depth = smooth_depth(2, 16, seed=0)
+    rendered = render_depth(depth, torch.zeros(2, 6, dtype=torch.float64))
+    torch.testing.assert_close(rendered, depth, atol=1e-12, rtol=0)
+
+
+def test_rotated_plane_matches_analytic_depth():
+    size, fov, yaw = 32, 10.0, math.radians(30)
+    plane = torch.ones(1, size, size, dtype=torch.float64)
+    view = torch.tensor([[0.0, yaw, 0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    rendered = render_depth(plane, view, fov)
+    f = (size - 1) / 2 / math.tan(math.radians(fov) / 2)
+    x = (torch.arange(size, dtype=torch.float64) - (size - 1) / 2) / f
+    # Plane through (0, 0, 1) with normal (sin yaw, 0, cos yaw): depth = cos / (x sin + cos) along ray (x, y, 1).
+    expected = (math.cos(yaw) / (x * math.sin(yaw) + math.cos(yaw))).expand(size, size)
+    hit = rendered[0] < BACKGROUND_DEPTH
+    assert hit.float().mean() > 0.7
+    torch.testing.assert_close(rendered[0][hit], expected[hit], atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("border", [None, 1.04])
+def test_matches_reference_renderer(border):
+    size, fov = 16, 10.0
+    depth = smooth_depth(4, size, seed=1, border=border)
+    views = random_views(4, seed=2)
+    fast = render_depth(depth.float(), views.float(), fov).double()
+    points = transform_points(depth_to_points(depth, fov), views).reshape(4, -1, 3).numpy()
+    faces = grid_faces(size, size).numpy()
+    for b in range(4):
+        reference = render_depth_reference(points[b], faces, size, fov)
+        ref_hit = np.isfinite(reference)
+        fast_hit = fast[b].numpy() < BACKGROUND_DEPTH
+        assert ref_hit.sum() > 20
+        np.testing.assert_array_equal(fast_hit, ref_hit)
+        np.testing.assert_allclose(fast[b].numpy()[ref_hit], reference[ref_hit], atol=1e-5, rtol=0)
+
+
+def test_matches_reference_at_full_size_with_large_border_triangles():
+    size, fov = 64, 10.0
+    depth = smooth_depth(1, size, seed=3, relief=0.1, border=1.04)
+    view = torch.tensor([[0.2, math.radians(60), 0.1, 0.01, -0.01, 0.0]], dtype=torch.float64)
+    points = transform_points(depth_to_points(depth, fov), view)
+    screen = project(points, size, fov).reshape(1, -1, 3)
+    faces = grid_faces(size, size)
+    tri_u = screen[0, faces, 0]
+    assert (tri_u.amax(1) - tri_u.amin(1)).max() > 10, "the test needs triangles spanning many pixels"
+    fast = render_depth(depth.float(), view.float(), fov).double()[0].numpy()
+    reference = render_depth_reference(points.reshape(-1, 3).numpy(), faces.numpy(), size, fov)
+    ref_hit = np.isfinite(reference)
+    np.testing.assert_array_equal(fast < BACKGROUND_DEPTH, ref_hit)
+    np.testing.assert_allclose(fast[ref_hit], reference[ref_hit], atol=1e-5, rtol=0)
+
+
+def test_single_huge_triangle_covers_the_whole_image():
+    screen = torch.tensor([[[-50.0, -50.0, 2.0], [200.0, -50.0, 2.0], [-50.0, 200.0, 2.0]]])
+    fragments = rasterize(screen, torch.tensor([[0, 1, 2]]), 40, 40)
+    assert bool((fragments.face_index == 0).all())
+
+
+def test_nearest_surface_wins_and_both_windings_render():
+    near = [[0.0, 0.0, 1.0], [9.0, 0.0, 1.0], [0.0, 9.0, 1.0]]
+    far = [[0.0, 0.0, 2.0], [0.0, 9.0, 2.0], [9.0, 0.0, 2.0]]  # opposite winding
+    screen = torch.tensor([far + near])
+    for faces in ([[0, 1, 2], [3, 4, 5]], [[3, 4, 5], [0, 1, 2]]):
+        fragments = rasterize(screen, torch.tensor(faces), 10, 10)
+        depth = interpolate_depth(screen, torch.tensor(faces), fragments)
+        assert float(depth[0, 1, 1]) == 1.0
+    fragments = rasterize(screen[:, :3], torch.tensor([[0, 1, 2]]), 10, 10)
+    assert bool(fragments.mask[0, 1, 1])
+
+
+def test_chunked_rasterization_is_identical(monkeypatch):
+    depth = smooth_depth(3, 24, seed=4, border=1.04).float()
+    views = random_views(3, seed=5).float()
+    expected = render_depth(depth, views)
+    monkeypatch.setattr(rasterize_module, "CHUNK_CANDIDATES", 97)
+    torch.testing.assert_close(render_depth(depth, views), expected, atol=0, rtol=0)
+
+
+def test_batch_elements_are_independent():
+    depth = smooth_depth(3, 16, seed=6).float()
+    views = random_views(3, seed=7).float()
+    batched = render_depth(depth, views)
+    for b in range(3):
+        torch.testing.assert_close(render_depth(depth[b : b + 1], views[b : b + 1])[0], batched[b])
+
+
+def test_attributes_interpolate_perspective_correctly():
+    size, fov = 16, 10.0
+    depth = smooth_depth(2, size, seed=8)
+    views = random_views(2, seed=9, max_degrees=30)
+    points = transform_points(depth_to_points(depth, fov), views).reshape(2, -1, 3)
+    screen = project(points, size, fov)
+    faces = grid_faces(size, size)
+    fragments = rasterize(screen, faces, size, size)
+    # The camera-frame position is linear over each triangle: interpolating it must give the ray's hit point.
+    hit_points = interpolate_attributes(screen, faces, fragments, points)  # (B, 3, H, W)
+    z = interpolate_depth(screen, faces, fragments)
+    mask = fragments.mask
+    torch.testing.assert_close(hit_points[:, 2][mask], z[mask], atol=1e-12, rtol=0)
+    expected = depth_to_points(torch.where(mask, z, torch.ones_like(z)), fov).permute(0, 3, 1, 2)
+    torch.testing.assert_close(hit_points.permute(0, 2, 3, 1)[mask], expected.permute(0, 2, 3, 1)[mask])
+    assert float(hit_points.permute(0, 2, 3, 1)[~mask].abs().max()) == 0.0
+
+
+def test_render_depth_gradcheck():
+    depth = smooth_depth(1, 6, seed=10, relief=0.03).requires_grad_(True)
+    view = torch.tensor([[0.05, 0.1, -0.03, 0.001, 0.002, 0.0]], dtype=torch.float64, requires_grad=True)
+
+    def fn(d, v):
+        out = render_depth(d, v)
+        return torch.where(out < BACKGROUND_DEPTH, out, torch.zeros_like(out))
+
+    assert torch.autograd.gradcheck(fn, (depth, view), eps=1e-7, atol=1e-6)
+
+
+def test_background_has_zero_gradient():
+    depth = smooth_depth(1, 8, seed=11).requires_grad_(True)
+    view = torch.tensor([[0.0, 0.0, 0.0, 0.03, 0.0, 0.0]], dtype=torch.float64)
+    out = render_depth(depth, view)
+    assert bool((out == BACKGROUND_DEPTH).any())
+    out.sum().backward()
+    assert torch.isfinite(depth.grad).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    depth = smooth_depth(4, 32, seed=12, border=1.04).float()
+    views = random_views(4, seed=13).float()
+    cpu = render_depth(depth, views)
+    gpu = render_depth(depth.cuda(), views.cuda()).cpu()
+    assert torch.equal(cpu < BACKGROUND_DEPTH, gpu < BACKGROUND_DEPTH)
+    torch.testing.assert_close(gpu, cpu, atol=1e-5, rtol=0)
