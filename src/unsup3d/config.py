@@ -1,0 +1,224 @@
+"""Typed configuration: dataclasses with one documented default per field, YAML presets, strict overrides.
+
+A run's configuration is a :class:`Config` (``model``, ``train``, ``data``). Presets (``configs/*.yaml`` inside
+the package) and user files override the defaults; ``key=value`` overrides use dotted keys
+(``train.batch_size=32``). Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the
+key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PERCEPTUAL_CHOICES = ("efficientnet_lite0", "vgg16", "none")
+
+
+class ConfigError(ValueError):
+    """A configuration key, type or value is invalid; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    """The photo-geometric autoencoder (paper §3, original code's constants)."""
+
+    image_size: int = 64  # input and output resolution (square)
+    fov: float = 10.0  # camera field of view, degrees
+    min_depth: float = 0.9  # canonical depth range
+    max_depth: float = 1.1
+    border_depth: float | None = None  # depth of the 2 left/right border columns; None: 0.7·max + 0.3·min
+    rotation_range: float = 60.0  # max |rx|, |ry|, |rz| in degrees
+    xy_translation_range: float = 0.1  # max |tx|, |ty|
+    z_translation_range: float = 0.0  # max |tz| (0.1 for cats in the original)
+    min_ambient: float = 0.0
+    max_ambient: float = 1.0
+    min_diffuse: float = 0.0
+    max_diffuse: float = 1.0
+    depth_nf: int = 64  # width of the depth encoder-decoder
+    albedo_nf: int = 64  # width of the albedo encoder-decoder
+    autoencoder_zdim: int = 256  # bottleneck of both encoder-decoders
+    encoder_nf: int = 32  # width of the light and view encoders
+    conf_nf: int = 64  # width of the confidence network
+    conf_zdim: int = 128
+    use_conf: bool = True  # predict confidence maps (ablation: False → plain L1 / L2)
+    flip_albedo: bool = True  # ablation switches of Table 3
+    flip_depth: bool = True
+    use_light: bool = True  # False: predict a shading map instead of shading from depth and light
+    perceptual: str = "efficientnet_lite0"  # "vgg16" (paper, needs weights), "efficientnet_lite0" (offline), "none"
+    vgg16_weights: str | None = None  # path of torchvision's vgg16 ImageNet weights; None: torch hub cache
+    lam_perc: float = 1.0  # λ_p
+    lam_flip: float = 0.5  # λ_f
+    lam_flip_start_iteration: int = 0  # λ_f is 1 before this iteration (the original's cat warm-up, in epochs)
+    lam_depth_smooth: float = 0.0  # weight of the depth total-variation term (0.1 for cars in the original)
+
+    def validate(self) -> None:
+        _check(self.image_size == 64, "model.image_size", self.image_size, "64")
+        _check(0 < self.fov < 180, "model.fov", self.fov, "(0, 180)")
+        _check(0 < self.min_depth < self.max_depth, "model.max_depth", self.max_depth, "> model.min_depth > 0")
+        _check(self.perceptual in PERCEPTUAL_CHOICES, "model.perceptual", self.perceptual, str(PERCEPTUAL_CHOICES))
+        for name in ("depth_nf", "albedo_nf", "encoder_nf", "conf_nf", "autoencoder_zdim", "conf_zdim"):
+            value = getattr(self, name)
+            _check(value > 0 and value % 4 == 0, f"model.{name}", value, "a positive multiple of 4")
+        _check(0 <= self.rotation_range <= 180, "model.rotation_range", self.rotation_range, "[0, 180]")
+
+    @property
+    def resolved_border_depth(self) -> float:
+        if self.border_depth is not None:
+            return self.border_depth
+        return 0.7 * self.max_depth + 0.3 * self.min_depth
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping."""
+
+    batch_size: int = 64
+    lr: float = 1e-4  # Adam learning rate
+    weight_decay: float = 5e-4  # coupled L2, as the original's Adam
+    iterations: int = 60000  # total optimiser steps
+    max_minutes: float | None = None  # stop (and checkpoint) after this wall time
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda"
+    num_workers: int = 2  # data loader workers
+    checkpoint_every: int = 500  # iterations between checkpoints
+    keep_checkpoints: int = 2  # newest N checkpoints kept
+    log_every: int = 50  # iterations between scalar logs
+    image_log_every: int = 500  # iterations between image grids
+    validate_every: int = 1000  # iterations between validation passes
+    threads: int | None = None  # torch CPU threads; None keeps torch's default
+
+    def validate(self) -> None:
+        _check(self.batch_size > 0, "train.batch_size", self.batch_size, "> 0")
+        _check(self.lr > 0, "train.lr", self.lr, "> 0")
+        _check(self.iterations > 0, "train.iterations", self.iterations, "> 0")
+        _check(self.device in ("auto", "cpu", "cuda"), "train.device", self.device, "auto, cpu, cuda")
+        _check(self.checkpoint_every > 0, "train.checkpoint_every", self.checkpoint_every, "> 0")
+        _check(self.keep_checkpoints > 0, "train.keep_checkpoints", self.keep_checkpoints, "> 0")
+        _check(self.num_workers >= 0, "train.num_workers", self.num_workers, ">= 0")
+
+
+@dataclass
+class DataConfig:
+    """Training images."""
+
+    train_dir: str | None = None  # folder of training images (recursive)
+    val_dir: str | None = None  # optional validation images; None: hold out val_fraction of train_dir
+    val_fraction: float = 0.02
+    crop: int | list[int] | None = None  # centre crop size, or [top, left, height, width], before resizing
+    hflip: bool = True  # random horizontal flips of training images
+
+    def validate(self) -> None:
+        _check(0 <= self.val_fraction < 1, "data.val_fraction", self.val_fraction, "[0, 1)")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def validate(self) -> Config:
+        self.model.validate()
+        self.train.validate()
+        self.data.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"invalid value {value!r} for '{key}': allowed {allowed}")
+
+
+def available_presets() -> list[str]:
+    """Names of the presets shipped with the package."""
+    folder = resources.files("unsup3d") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The nested override dictionary of a shipped preset."""
+    if name not in available_presets():
+        raise ConfigError(f"unknown preset '{name}': available {available_presets()}")
+    text = (resources.files("unsup3d") / "configs" / f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """The nested override dictionary stored in a YAML file."""
+    data = yaml.safe_load(Path(path).read_text())
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
+    return data or {}
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.lr=1e-3", "model.use_conf=false"]`` → nested dict; values are parsed as YAML scalars."""
+    nested: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' must look like section.key=value")
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    return nested
+
+
+def build_config(*overrides: dict[str, Any]) -> Config:
+    """Defaults, then each nested override in order; validated."""
+    config = Config()
+    for override in overrides:
+        _apply(config, override, prefix="")
+    return config.validate()
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a config saved with :meth:`Config.to_dict` (e.g. from a checkpoint)."""
+    return build_config(data)
+
+
+def _apply(target: Any, override: dict[str, Any], prefix: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    hints = typing.get_type_hints(type(target))
+    for key, value in override.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{name}': allowed {sorted(fields)}")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"'{name}' is a section: give a mapping, got {value!r}")
+            _apply(current, value, prefix=f"{name}.")
+        else:
+            setattr(target, key, _coerce(value, hints[key], name))
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Check ``value`` against a type hint; ints are accepted for floats."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is type(None) and value is None:
+            return None
+        origin = typing.get_origin(option) or option
+        if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin in (bool, str) and isinstance(value, origin):
+            return value
+        if origin is list and isinstance(value, list):
+            return value
+    allowed = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise ConfigError(f"wrong type for '{name}': expected {allowed}, got {value!r}")

@@ -1,0 +1,29 @@
+"""Datasets: folders of images for training, images paired with ground-truth depth for evaluation."""
+
+from unsup3d.data.folder import ImageFolderDataset, make_loader, seed_worker
+from unsup3d.data.images import (
+    IMAGE_EXTENSIONS,
+    ImageLoadError,
+    find_images,
+    load_image,
+    open_image,
+    resize_square,
+    to_rgb,
+    to_tensor,
+)
+from unsup3d.data.paired import PairedDepthDataset
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageFolderDataset",
+    "ImageLoadError",
+    "PairedDepthDataset",
+    "find_images",
+    "load_image",
+    "make_loader",
+    "open_image",
+    "resize_square",
+    "seed_worker",
+    "to_rgb",
+    "to_tensor",
+]

@@ -1,0 +1,207 @@
+"""Reading image files robustly, finding them in folders, and the crop / resize / tensor transform.
+
+The transform follows the original loader: an optional crop (an int is a centre crop, four ints are
+``top, left, height, width``), then PIL's bilinear resize to ``size × size`` (PIL widens the filter when it
+shrinks, so the resize is antialiased), then a ``(3, H, W)`` float tensor in [0, 1].
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageLoadError",
+    "crop_image",
+    "find_images",
+    "load_image",
+    "open_image",
+    "resize_square",
+    "to_rgb",
+    "to_tensor",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+"""File suffixes taken as images, compared case-insensitively."""
+
+BACKGROUND = (255, 255, 255)
+"""Colour that transparent pixels are composited onto (white, like a page or a product shot)."""
+
+Crop = int | Sequence[int] | None
+
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_WIDE_GRAY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+class ImageLoadError(OSError):
+    """An image file that cannot be read or decoded.
+
+    Attributes:
+        path: the file.
+        reason: what went wrong, in words.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"cannot load image {self.path}: {reason}")
+
+    def __reduce__(self):  # keep it picklable across DataLoader worker processes
+        return (type(self), (self.path, self.reason))
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open an image file and decode all of it, in the file's own mode (no EXIF rotation, no conversion).
+
+    Raises:
+        ImageLoadError: missing, empty, unreadable, corrupt or truncated file.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageLoadError(path, "file is empty (0 bytes)")
+        with Image.open(path) as image:
+            image.load()  # decode now: corrupt and truncated data fail here, not later
+            return image.copy()
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageLoadError(path, f"image too large: {error}") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageLoadError(path, f"{type(error).__name__}: {error}") from error
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Read an image file as an 8-bit RGB PIL image, upright according to its EXIF orientation.
+
+    Any mode is accepted; see :func:`to_rgb` for how each becomes RGB.
+
+    Raises:
+        ImageLoadError: missing, empty, unreadable, corrupt or truncated file, or a mode that cannot become
+            RGB.
+    """
+    image = open_image(path)
+    try:
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError) as error:
+        raise ImageLoadError(path, f"{type(error).__name__}: {error}") from error
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert a PIL image of any mode to 8-bit RGB.
+
+    - Transparency (RGBA, LA, PA, and palette or RGB/L images with a transparent colour) is composited onto
+      white (:data:`BACKGROUND`): transparent photos are usually cut-outs meant for a light page.
+    - 16- and 32-bit integer grayscale (``I;16*``, ``I``) is read as 16-bit: scaled by 255 / 65535, rounded.
+    - 32-bit float grayscale (``F``) is read as [0, 1], clipped.
+    - Everything else (L, 1, P, CMYK, YCbCr, ...) uses PIL's own conversion.
+    """
+    if image.mode == "RGB" and "transparency" not in image.info:
+        return image
+    if image.mode in _WIDE_GRAY_MODES or image.mode == "F":
+        return _wide_gray_to_rgb(image)
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _wide_gray_to_rgb(image: Image.Image) -> Image.Image:
+    values = np.asarray(image, dtype=np.float64)  # (H, W)
+    top = 1.0 if image.mode == "F" else 65535.0  # F is read as [0, 1], integer modes as 16-bit
+    gray = np.clip(values, 0.0, top) * (255.0 / top)
+    gray = np.nan_to_num(np.rint(gray), nan=0.0).astype(np.uint8)
+    return Image.fromarray(gray).convert("RGB")
+
+
+def find_images(root: str | os.PathLike) -> list[Path]:
+    """All image files under ``root``, recursively, in the original loader's order.
+
+    The order is that of ``sorted(os.walk(root))`` then sorted file names: files are sorted by
+    ``(str(parent folder), file name)``. Symbolic links to folders are not followed.
+
+    Args:
+        root: a folder.
+    Returns:
+        Paths of the files whose suffix is in :data:`IMAGE_EXTENSIONS` (any case).
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        NotADirectoryError: ``root`` is not a folder.
+        ValueError: no image files under ``root``.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"image folder does not exist: {root}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"not a folder: {root}")
+    found = [
+        (folder, name)
+        for folder, _, names in os.walk(root)
+        for name in names
+        if Path(name).suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    if not found:
+        raise ValueError(f"no images found in {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return [Path(folder) / name for folder, name in sorted(found)]
+
+
+def crop_image(image: Image.Image, crop: Crop) -> Image.Image:
+    """Crop a PIL image: ``None`` keeps it, an int ``c`` takes the centre ``c × c``, four ints are
+    ``(top, left, height, width)``. The crop must lie inside the image (no padding).
+
+    Raises:
+        ValueError: a malformed crop, or one that does not fit the image.
+    """
+    if crop is None:
+        return image
+    width, height = image.size
+    if isinstance(crop, int):
+        if crop <= 0:
+            raise ValueError(f"centre crop size must be positive, got {crop}")
+        top, left = int(round((height - crop) / 2.0)), int(round((width - crop) / 2.0))
+        box = (top, left, crop, crop)
+    else:
+        box = tuple(int(c) for c in crop)
+        if len(box) != 4:
+            raise ValueError(f"crop must be an int or (top, left, height, width), got {crop!r}")
+    top, left, crop_h, crop_w = box
+    if crop_h <= 0 or crop_w <= 0 or top < 0 or left < 0 or top + crop_h > height or left + crop_w > width:
+        raise ValueError(f"crop (top, left, h, w) = {box} does not fit an image of {width}x{height} (w x h)")
+    return image.crop((left, top, left + crop_w, top + crop_h))
+
+
+def resize_square(
+    image: Image.Image, size: int, crop: Crop = None, resample: int = Image.Resampling.BILINEAR
+) -> Image.Image:
+    """Optionally crop (see :func:`crop_image`), then resize to ``size × size``.
+
+    Args:
+        image: PIL image of any mode PIL can resize (RGB, L, F, ...).
+        size: output side in pixels.
+        crop: ``None``, an int (centre crop) or ``(top, left, height, width)``.
+        resample: PIL filter; bilinear by default, antialiased when shrinking as in the original.
+    Returns:
+        PIL image of ``size × size``.
+    """
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    image = crop_image(image, crop)
+    if image.size == (size, size):
+        return image
+    return image.resize((size, size), resample=resample)
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image (H × W) as a (3, H, W) float32 tensor in [0, 1]."""
+    if image.mode != "RGB":
+        raise ValueError(f"expected an RGB image, got mode {image.mode}; use load_image or to_rgb first")
+    array = np.asarray(image, dtype=np.uint8)  # (H, W, 3)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous().float().div_(255.0)

@@ -1,0 +1,188 @@
+"""The photo-geometric autoencoder (paper §3): image → depth, albedo, light, view, confidence → reconstruction.
+
+The model computes and returns a :class:`Prediction`; it neither logs nor writes files. The batch is doubled
+internally: the first half uses the predicted canonical depth and albedo, the second half their horizontal flips
+(Eq. 2); light and view are shared by both halves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from unsup3d.config import ModelConfig
+from unsup3d.geometry import normals_from_depth
+from unsup3d.nets import ConfidenceNet, Encoder, EncoderDecoder
+from unsup3d.render import (
+    BACKGROUND_DEPTH,
+    diffuse_shading,
+    inverse_warp_grid,
+    lambertian,
+    light_direction,
+    render_depth,
+    sample_canonical,
+)
+
+
+def to_signed(images: torch.Tensor) -> torch.Tensor:
+    """Map images from [0, 1] (the public convention) to [-1, 1] (what the networks see). The one place."""
+    return images * 2.0 - 1.0
+
+
+def scale_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Map ``x`` in [-1, 1] linearly to [low, high]."""
+    return (1 + x) / 2 * high + (1 - x) / 2 * low
+
+
+@dataclass
+class Prediction:
+    """Everything the model predicts for a batch of B images of size S.
+
+    Canonical maps are (B, …); rendered maps are (2B, …): rows [:B] from the predicted depth and albedo, rows
+    [B:] from their flips. Images are in [-1, 1] like the networks' inputs.
+    """
+
+    canon_depth_raw: torch.Tensor  # (B, S, S) depth net output before tanh
+    canon_depth: torch.Tensor  # (2B, S, S) canonical depth, border columns clamped; [B:] flipped
+    canon_albedo: torch.Tensor  # (2B, 3, S, S) in [-1, 1]; [B:] flipped
+    ambient: torch.Tensor  # (B,) k_s
+    diffuse: torch.Tensor  # (B,) k_d
+    light_dir: torch.Tensor  # (B, 3) unit light direction in the canonical frame
+    view: torch.Tensor  # (B, 6) (rx, ry, rz) radians, (tx, ty, tz)
+    conf_photo: torch.Tensor | None  # (B, 2, S, S) σ, σ′ for the photometric loss (softplus)
+    conf_perc: torch.Tensor | None  # (B, 2, S/4, S/4) σ, σ′ for the perceptual loss
+    canon_normal: torch.Tensor  # (2B, S, S, 3)
+    canon_shading: torch.Tensor  # (2B, 1, S, S)
+    canon_image: torch.Tensor  # (2B, 3, S, S) shaded canonical image in [-1, 1] (not clamped)
+    recon_depth: torch.Tensor  # (2B, S, S) depth in the input view, clamped to the valid range
+    recon_mask: torch.Tensor  # (B, S, S) pixels valid in both halves (detached float)
+    recon_image: torch.Tensor  # (2B, 3, S, S) reconstructions, zero outside recon_mask
+
+    @property
+    def batch_size(self) -> int:
+        return self.canon_depth_raw.shape[0]
+
+
+class PhotoGeometricAutoencoder(nn.Module):
+    """Φ of the paper. ``forward(images (B, 3, S, S) in [0, 1]) -> Prediction``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        size = config.image_size
+        self.depth_net = EncoderDecoder(3, 1, config.autoencoder_zdim, config.depth_nf, None, size)
+        albedo_channels = 3 if config.use_light else 4  # the "no light" ablation adds a shading channel
+        self.albedo_net = EncoderDecoder(3, albedo_channels, config.autoencoder_zdim, config.albedo_nf, nn.Tanh, size)
+        self.light_net = Encoder(3, 4, config.encoder_nf, size)
+        self.view_net = Encoder(3, 6, config.encoder_nf, size)
+        self.conf_net = ConfidenceNet(3, config.conf_zdim, config.conf_nf, size) if config.use_conf else None
+
+    def forward(self, images: torch.Tensor) -> Prediction:
+        _check_images(images, self.config.image_size)
+        x = to_signed(images)
+        cfg = self.config
+        raw, depth = self.predict_depth(x)
+        albedo, shading_map = self.predict_albedo(x)
+        ambient, diffuse, light_dir = self.predict_light(x)
+        view = self.predict_view(x)
+        conf_photo, conf_perc = self.conf_net(x) if self.conf_net is not None else (None, None)
+
+        canon_depth = torch.cat([depth, depth.flip(-1) if cfg.flip_depth else depth])
+        canon_albedo = torch.cat([albedo, albedo.flip(-1) if cfg.flip_albedo else albedo])
+        canon_normal = normals_from_depth(canon_depth, cfg.fov)
+        if shading_map is None:
+            diffuse_term = diffuse_shading(canon_normal, light_dir.repeat(2, 1))
+            canon_shading = lambertian(diffuse_term, ambient.repeat(2), diffuse.repeat(2))
+        else:
+            canon_shading = shading_map.repeat(2, 1, 1, 1)
+        canon_image = (canon_albedo / 2 + 0.5) * canon_shading * 2 - 1
+
+        views = view.repeat(2, 1)
+        recon_depth, recon_image, recon_mask = self.reproject(canon_depth, canon_image, views)
+        return Prediction(
+            canon_depth_raw=raw,
+            canon_depth=canon_depth,
+            canon_albedo=canon_albedo,
+            ambient=ambient,
+            diffuse=diffuse,
+            light_dir=light_dir,
+            view=view,
+            conf_photo=conf_photo,
+            conf_perc=conf_perc,
+            canon_normal=canon_normal,
+            canon_shading=canon_shading,
+            canon_image=canon_image,
+            recon_depth=recon_depth,
+            recon_mask=recon_mask,
+            recon_image=recon_image,
+        )
+
+    def predict_depth(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw (B, S, S) and canonical depth ``d = mid + half·tanh(raw − mean raw)``, border columns clamped."""
+        cfg = self.config
+        raw = self.depth_net(x)[:, 0]  # (B, S, S)
+        centred = raw - raw.mean(dim=(1, 2), keepdim=True)
+        depth = scale_range(torch.tanh(centred), cfg.min_depth, cfg.max_depth)
+        border = torch.zeros_like(depth[:1])
+        border[..., :2] = 1.0
+        border[..., -2:] = 1.0
+        depth = depth * (1 - border) + cfg.resolved_border_depth * border
+        return raw, depth
+
+    def predict_albedo(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Albedo (B, 3, S, S) in [-1, 1]; with ``use_light=False`` also a shading map (B, 1, S, S) in [0, 2]."""
+        out = self.albedo_net(x)
+        if self.config.use_light:
+            return out, None
+        return out[:, :3], out[:, 3:] + 1.0
+
+    def predict_light(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Ambient (B,), diffuse (B,) and unit direction (B, 3) ``(lx, ly, 1)/|·|`` in the canonical frame."""
+        cfg = self.config
+        light = self.light_net(x)  # (B, 4) in [-1, 1]
+        ambient = scale_range(light[:, 0], cfg.min_ambient, cfg.max_ambient)
+        diffuse = scale_range(light[:, 1], cfg.min_diffuse, cfg.max_diffuse)
+        return ambient, diffuse, light_direction(light[:, 2:])
+
+    def predict_view(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 6) view: rotations in radians within ±rotation_range, translations within their ranges."""
+        cfg = self.config
+        v = self.view_net(x)
+        scale = v.new_tensor(
+            [math.radians(cfg.rotation_range)] * 3
+            + [cfg.xy_translation_range] * 2
+            + [cfg.z_translation_range]
+        )
+        return v * scale
+
+    def reproject(
+        self, canon_depth: torch.Tensor, canon_image: torch.Tensor, views: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Π: render (2B, S, S) depth in the input view, warp the canonical image, mask invalid pixels.
+
+        Returns recon_depth (2B, S, S), recon_image (2B, 3, S, S), and the both-halves mask (B, S, S).
+        """
+        cfg = self.config
+        margin = (cfg.max_depth - cfg.min_depth) / 2
+        recon_depth = render_depth(canon_depth, views, cfg.fov)
+        far = cfg.max_depth + margin
+        recon_depth = recon_depth.clamp(cfg.min_depth - margin, far)
+        grid = inverse_warp_grid(recon_depth, views, cfg.fov)
+        recon_image = sample_canonical(canon_image, grid)
+        valid = (recon_depth < far).float()
+        batch = canon_depth.shape[0] // 2
+        mask = (valid[:batch] * valid[batch:]).detach()
+        recon_image = recon_image * mask.repeat(2, 1, 1).unsqueeze(1)
+        return recon_depth, recon_image, mask
+
+
+def _check_images(images: torch.Tensor, size: int) -> None:
+    if images.dim() != 4 or images.shape[1] != 3 or images.shape[2:] != (size, size):
+        raise ValueError(f"images must be (B, 3, {size}, {size}) in [0, 1], got shape {tuple(images.shape)}")
+
+
+assert BACKGROUND_DEPTH > 2.0  # rendering's background lies beyond every clamp range used here
