@@ -111,6 +111,8 @@ class DataConfig:
     train_dir: str | None = None  # folder of training images (recursive)
     val_dir: str | None = None  # optional validation images; None: hold out val_fraction of train_dir
     val_fraction: float = 0.02
+    eval_dir: str | None = None  # optional paired image/depth set: validation also reports SIDE and MAD
+    eval_limit: int = 300  # images of eval_dir used during training
     crop: int | list[int] | None = None  # centre crop size, or [top, left, height, width], before resizing
     hflip: bool = True  # random horizontal flips of training images
 
@@ -214,6 +216,8 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         origin = typing.get_origin(option) or option
         if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if origin is float and isinstance(value, str) and _is_float(value):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if origin in (bool, str) and isinstance(value, origin):
@@ -222,3 +226,11 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             return value
     allowed = " or ".join(getattr(o, "__name__", str(o)) for o in options)
     raise ConfigError(f"wrong type for '{name}': expected {allowed}, got {value!r}")
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -17,7 +17,6 @@ from unsup3d.config import ModelConfig
 from unsup3d.geometry import normals_from_depth
 from unsup3d.nets import ConfidenceNet, Encoder, EncoderDecoder
 from unsup3d.render import (
-    BACKGROUND_DEPTH,
     diffuse_shading,
     inverse_warp_grid,
     lambertian,
@@ -153,9 +152,7 @@ class PhotoGeometricAutoencoder(nn.Module):
         cfg = self.config
         v = self.view_net(x)
         scale = v.new_tensor(
-            [math.radians(cfg.rotation_range)] * 3
-            + [cfg.xy_translation_range] * 2
-            + [cfg.z_translation_range]
+            [math.radians(cfg.rotation_range)] * 3 + [cfg.xy_translation_range] * 2 + [cfg.z_translation_range]
         )
         return v * scale
 
@@ -183,6 +180,3 @@ class PhotoGeometricAutoencoder(nn.Module):
 def _check_images(images: torch.Tensor, size: int) -> None:
     if images.dim() != 4 or images.shape[1] != 3 or images.shape[2:] != (size, size):
         raise ValueError(f"images must be (B, 3, {size}, {size}) in [0, 1], got shape {tuple(images.shape)}")
-
-
-assert BACKGROUND_DEPTH > 2.0  # rendering's background lies beyond every clamp range used here

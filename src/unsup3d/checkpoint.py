@@ -4,6 +4,8 @@ A checkpoint is a ``torch.save`` dictionary of tensors and plain Python values o
 loads with ``torch.load(weights_only=True)``. Files are written to a temporary name and renamed into place, so a
 killed process never leaves a half-written ``step_*.pt``; a file that fails to load anyway is skipped when
 resuming.
+
+Shared by the engine (writes, resumes) and inference (reads); neither imports the other.
 """
 
 from __future__ import annotations
@@ -71,8 +73,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION or "model" not in state:
-        raise CheckpointError(f"{path} is not an unsup3d checkpoint (format {FORMAT_VERSION})")
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} is not an unsup3d checkpoint (format version {FORMAT_VERSION})")
+    missing = [key for key in ("model", "config") if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}")
     return state
 
 
@@ -86,13 +91,30 @@ def load_latest(folder: str | Path, map_location: str | torch.device = "cpu") ->
     return None
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or the newest loadable checkpoint of a run directory (``RUN/checkpoints``)."""
+def find_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]]:
+    """A checkpoint file, or the newest loadable checkpoint of a run directory, with its contents.
+
+    A directory is searched in ``path/checkpoints`` and then ``path`` itself, newest first; unreadable files are
+    logged and skipped.
+
+    Raises:
+        CheckpointError: the file does not load, or no checkpoint in the directory does.
+    """
     path = Path(path)
     if path.is_file():
-        return path
+        return path, load_checkpoint(path, map_location)
+    if not path.is_dir():
+        raise CheckpointError(f"no such checkpoint file or run directory: {path}")
     for folder in (path / "checkpoints", path):
-        found = load_latest(folder)
+        found = load_latest(folder, map_location)
         if found is not None:
-            return found[0]
-    raise CheckpointError(f"no usable checkpoint at {path}")
+            return found
+    raise CheckpointError(f"no loadable checkpoint (step_XXXXXXXX.pt) in {path} or {path / 'checkpoints'}")
+
+
+def strip_wrappers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove the key prefixes that DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) add."""
+    for prefix in ("module.", "_orig_mod."):
+        if state_dict and all(key.startswith(prefix) for key in state_dict):
+            state_dict = {key[len(prefix) :]: value for key, value in state_dict.items()}
+    return state_dict

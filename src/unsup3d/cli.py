@@ -1,0 +1,178 @@
+"""Command line: a thin shell over the library. ``unsup3d {synth,train,evaluate,reconstruct} --help``.
+
+Exit codes: 0 success, 1 unexpected error, 2 bad arguments or configuration, 3 bad data, 4 bad checkpoint,
+130 interrupted. ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from unsup3d.config import ConfigError
+
+log = logging.getLogger("unsup3d")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as error:  # noqa: BLE001 - the CLI turns every failure into a message and an exit code
+        if args.debug:
+            raise
+        log.error("%s", error)
+        return _exit_code(error)
+
+
+def _exit_code(error: Exception) -> int:
+    from unsup3d.checkpoint import CheckpointError
+    from unsup3d.data import ImageLoadError
+
+    if isinstance(error, ConfigError):
+        return 2
+    if isinstance(error, CheckpointError):
+        return 4
+    if isinstance(error, ImageLoadError | FileNotFoundError | NotADirectoryError):
+        return 3
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unsup3d", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_synth(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_reconstruct(sub)
+    return parser
+
+
+# ---------------------------------------------------------------------- synth
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="write the built-in synthetic face dataset with exact ground-truth depth")
+    p.add_argument("--out", required=True, type=Path, help="output folder (train/ and test/ are created)")
+    p.add_argument("--n-train", type=int, default=6000)
+    p.add_argument("--n-test", type=int, default=300)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_synth)
+
+
+def _synth(args) -> None:
+    from unsup3d.data.synthetic import write_dataset
+
+    write_dataset(args.out, args.n_train, args.n_test, size=args.size, seed=args.seed)
+    print(f"synthetic data written to {args.out}: train/ ({args.n_train} images), test/ ({args.n_test} with depth)")
+
+
+# ---------------------------------------------------------------------- train
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train the photo-geometric autoencoder on a folder of images")
+    p.add_argument("--data", type=Path, help="folder of training images (recursive)")
+    p.add_argument("--out", required=True, type=Path, help="run directory (checkpoints, logs, config)")
+    p.add_argument("--preset", default="cpu", help="shipped preset: cpu (default) or paper")
+    p.add_argument("--config", type=Path, help="YAML file of overrides, applied after the preset")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE", help="e.g. train.lr=2e-4")
+    p.add_argument("--iterations", type=int, help="total iterations (train.iterations)")
+    p.add_argument("--max-minutes", type=float, help="stop after this many minutes (train.max_minutes)")
+    p.add_argument("--eval-data", type=Path, help="paired image/depth folder: validation reports SIDE and MAD")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="train.device")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's newest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+
+def training_config(args):
+    """Preset → config file → --set → explicit flags, validated."""
+    from unsup3d.config import build_config, load_preset, load_yaml, parse_overrides
+
+    layers = [load_preset(args.preset)]
+    if args.config is not None:
+        layers.append(load_yaml(args.config))
+    layers.append(parse_overrides(args.overrides))
+    flags = {"train": {}, "data": {}}
+    if args.data is not None:
+        flags["data"]["train_dir"] = str(args.data)
+    if args.eval_data is not None:
+        flags["data"]["eval_dir"] = str(args.eval_data)
+    for key, value in (("iterations", args.iterations), ("max_minutes", args.max_minutes), ("device", args.device)):
+        if value is not None:
+            flags["train"][key] = value
+    layers.append(flags)
+    return build_config(*layers)
+
+
+def _train(args) -> None:
+    from unsup3d.engine.trainer import Trainer
+
+    config = training_config(args)
+    trainer = Trainer(config, args.out, resume=args.resume, progress=not args.no_progress)
+    trainer.fit()
+    print(f"trained to iteration {trainer.iteration}; checkpoints in {args.out / 'checkpoints'}")
+
+
+# ---------------------------------------------------------------------- evaluate
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="SIDE and MAD on images with ground-truth depth, with baselines")
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file or run directory")
+    p.add_argument("--data", required=True, type=Path, help="paired folder: image/ and depth/ (.npy or .png)")
+    p.add_argument("--output", type=Path, help="write scores here (JSON); default: next to the checkpoint")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"])
+    p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args) -> None:
+    from unsup3d.data import PairedDepthDataset
+    from unsup3d.evaluation import baseline_scores, evaluate_depth, summary_table
+    from unsup3d.inference import Reconstructor
+
+    reconstructor = Reconstructor.from_checkpoint(args.checkpoint, device=args.device)
+    model = reconstructor.model
+    dataset = PairedDepthDataset(args.data, model.config.image_size)
+    results = {"ours": evaluate_depth(model, dataset, args.batch_size, reconstructor.device)}
+    results.update(baseline_scores(dataset, model.config.fov))
+    table = summary_table(results)
+    print(table)
+    output = args.output or Path(reconstructor.checkpoint_path).parent / "eval_scores.json"
+    payload = {name: {k: v.tolist() for k, v in scores.items()} for name, scores in results.items()}
+    output.write_text(json.dumps({"table": table.splitlines(), "per_image": payload}))
+    print(f"scores written to {output}")
+
+
+# ---------------------------------------------------------------------- reconstruct
+def _add_reconstruct(sub) -> None:
+    p = sub.add_parser("reconstruct", help="depth, albedo, light, view and a textured mesh for each image")
+    p.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file or run directory")
+    p.add_argument("--output", required=True, type=Path, help="output folder: one sub-folder per image")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"])
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_reconstruct)
+
+
+def _reconstruct(args) -> int:
+    from unsup3d.inference import reconstruct_to_folder
+
+    written, failed = reconstruct_to_folder(
+        args.checkpoint, args.inputs, args.output, args.batch_size, args.device, progress=not args.no_progress
+    )
+    print(f"{written} reconstruction(s) written to {args.output}")
+    for path, reason in failed:
+        print(f"failed: {path}: {reason}", file=sys.stderr)
+    return 3 if failed and not written else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""The training loop: the trainer keeps the books (data order, optimiser, checkpoints, logs, signals).
+
+Runs are exactly resumable: the data order is a function of (seed, epoch), flips a function of (seed,
+iteration), and the checkpoint carries weights, optimiser state and the iteration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch.utils.data import DataLoader, Subset
+
+from unsup3d.checkpoint import load_latest, save_checkpoint
+from unsup3d.config import Config
+from unsup3d.data import ImageFolderDataset, PairedDepthDataset
+from unsup3d.engine.writer import RunWriter
+from unsup3d.evaluation import evaluate_depth
+from unsup3d.losses import Objective
+from unsup3d.model import PhotoGeometricAutoencoder, Prediction
+from unsup3d.nets import build_perceptual
+from unsup3d.viz import depth_to_image, image_grid, normals_to_image
+
+log = logging.getLogger(__name__)
+MAX_NONFINITE_STEPS = 20
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss stays non-finite); the state was saved first."""
+
+
+def select_device(name: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+class EpochBatchSampler:
+    """Endless batches of indices: epoch ``e`` is a permutation seeded by ``(seed, e)``; full batches only.
+
+    Starting at ``start`` (a global batch count) yields exactly what an uninterrupted run yields from there.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, start: int = 0) -> None:
+        if size < batch_size:
+            raise ValueError(f"{size} training images are fewer than one batch of {batch_size}")
+        self.size, self.batch_size, self.seed, self.start = size, batch_size, seed, start
+        self.per_epoch = size // batch_size
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            epoch, position = divmod(step, self.per_epoch)
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
+            for i in range(position, self.per_epoch):
+                yield order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
+            step = (epoch + 1) * self.per_epoch
+
+
+class Trainer:
+    """Trains the photo-geometric autoencoder on ``config.data.train_dir``, writing into ``run_dir``."""
+
+    def __init__(self, config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> None:
+        if config.data.train_dir is None:
+            raise ValueError("data.train_dir is not set: give the folder of training images")
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        tc = config.train
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        self.device = select_device(tc.device)
+        torch.manual_seed(tc.seed)
+        self.model = PhotoGeometricAutoencoder(config.model).to(self.device)
+        mc = config.model
+        perceptual = None
+        if mc.perceptual != "none" and mc.lam_perc > 0:
+            perceptual = build_perceptual(mc.perceptual, mc.vgg16_weights)
+        self.objective = Objective(mc, perceptual).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        self.iteration = 0
+        self.train_set, self.val_set = self._datasets()
+        self.eval_set = self._eval_set()
+        if resume:
+            self._resume()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        self._stop_signal: str | None = None
+
+    # ------------------------------------------------------------------ data
+    def _datasets(self):
+        dc, mc = self.config.data, self.config.model
+        full = ImageFolderDataset(dc.train_dir, mc.image_size, dc.crop, hflip=False)
+        skipped = full.scan()
+        if skipped:
+            log.warning("%d unreadable training file(s) skipped, e.g. %s: %s", len(skipped), *skipped[0])
+        if dc.val_dir is not None:
+            return full, ImageFolderDataset(dc.val_dir, mc.image_size, dc.crop, hflip=False)
+        count = int(len(full) * dc.val_fraction)
+        if count == 0:
+            return full, None
+        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(12345)).tolist()
+        return Subset(full, order[count:]), Subset(full, order[:count])
+
+    def _eval_set(self):
+        dc = self.config.data
+        if dc.eval_dir is None:
+            return None
+        dataset = PairedDepthDataset(dc.eval_dir, self.config.model.image_size, dc.crop)
+        return Subset(dataset, range(min(len(dataset), dc.eval_limit)))
+
+    def _loader(self) -> DataLoader:
+        tc = self.config.train
+        sampler = EpochBatchSampler(len(self.train_set), tc.batch_size, tc.seed, start=self.iteration)
+        return DataLoader(
+            self.train_set,
+            batch_sampler=sampler,
+            num_workers=tc.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=tc.num_workers > 0,
+        )
+
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        """Horizontal flips with p = 0.5 drawn from (seed, iteration): (B, 3, S, S) → same."""
+        if not self.config.data.hflip:
+            return images
+        gen = torch.Generator().manual_seed(self.config.train.seed * 7919 + self.iteration)
+        flip = (torch.rand(images.shape[0], generator=gen) < 0.5).to(images.device)
+        return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, until: int | None = None) -> None:
+        """Train until ``until`` (default ``train.iterations``), ``train.max_minutes`` or SIGINT/SIGTERM.
+
+        Checkpoints every ``train.checkpoint_every`` iterations and whenever it stops.
+        """
+        tc = self.config.train
+        until = tc.iterations if until is None else min(until, tc.iterations)
+        if self.iteration >= until:
+            return
+        writer = RunWriter(self.run_dir)
+        started = time.monotonic()
+        handlers = self._install_signal_handlers()
+        bar = _progress(self.progress, self.iteration, until)
+        nonfinite = 0
+        try:
+            for batch in self._loader():
+                images = self._augment(batch["image"].to(self.device, non_blocking=True))
+                terms = self.train_step(images)
+                if terms is None:
+                    nonfinite += 1
+                    if nonfinite >= MAX_NONFINITE_STEPS:
+                        self.save()
+                        raise TrainingError(f"loss non-finite for {nonfinite} consecutive steps; state saved")
+                    continue
+                nonfinite = 0
+                self.iteration += 1
+                bar.update(1)
+                self._book(writer, terms, bar)
+                out_of_time = tc.max_minutes is not None and time.monotonic() - started > tc.max_minutes * 60
+                if self.iteration >= until or out_of_time or self._stop_signal:
+                    break
+            if self._stop_signal:
+                log.warning("received %s: checkpoint written at iteration %d", self._stop_signal, self.iteration)
+        finally:
+            self.save()
+            bar.close()
+            writer.close()
+            _restore_signal_handlers(handlers)
+
+    def train_step(self, images: torch.Tensor) -> dict[str, float] | None:
+        """One optimiser step on (B, 3, S, S) images; None (step skipped) if the loss or gradients are not finite."""
+        self.model.train()
+        pred = self.model(images)
+        terms = self.objective(pred, images, self.iteration)
+        total = terms["total"]
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            log.warning("non-finite loss at iteration %d: step skipped", self.iteration)
+            return None
+        total.backward()
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not all(torch.isfinite(g).all() for g in grads):
+            log.warning("non-finite gradient at iteration %d: step skipped", self.iteration)
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.optimizer.step()
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def _book(self, writer: RunWriter, terms: dict[str, float], bar) -> None:
+        tc = self.config.train
+        it = self.iteration
+        if it % tc.log_every == 0:
+            writer.scalars(it, terms, "train")
+            bar.set_postfix(loss=f"{terms['total']:.4f}")
+        if it % tc.checkpoint_every == 0:
+            self.save()
+        if it % tc.validate_every == 0:
+            writer.scalars(it, self.validate(), "val")
+        if it % tc.image_log_every == 0 and self.val_set is not None:
+            writer.images(it, self.visualize())
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean validation loss terms and, with ``data.eval_dir``, mean SIDE and MAD."""
+        self.model.eval()
+        results: dict[str, float] = {}
+        if self.val_set is not None:
+            loader = DataLoader(self.val_set, batch_size=self.config.train.batch_size)
+            sums: dict[str, float] = {}
+            count = 0
+            for batch in loader:
+                images = batch["image"].to(self.device)
+                terms = self.objective(self.model(images), images, self.iteration)
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * images.shape[0]
+                count += images.shape[0]
+            results.update({k: v / count for k, v in sums.items()})
+        if self.eval_set is not None:
+            scores = evaluate_depth(self.model, self.eval_set, self.config.train.batch_size, self.device)
+            results.update({k: float(v.nanmean()) for k, v in scores.items()})
+        return results
+
+    @torch.no_grad()
+    def visualize(self, count: int = 8) -> dict[str, torch.Tensor]:
+        """Image grids of the first ``count`` validation images: input, reconstruction, canonical maps."""
+        self.model.eval()
+        images = torch.stack([self.val_set[i]["image"] for i in range(min(count, len(self.val_set)))])
+        pred: Prediction = self.model(images.to(self.device))
+        b = images.shape[0]
+        rows = [
+            images,
+            (pred.recon_image[:b] / 2 + 0.5).cpu(),
+            (pred.canon_image[:b] / 2 + 0.5).cpu(),
+            (pred.canon_albedo[:b] / 2 + 0.5).cpu(),
+            pred.canon_shading[:b].expand(-1, 3, -1, -1).clamp(0, 1).cpu(),
+            depth_to_image(pred.canon_depth[:b]).cpu(),
+            normals_to_image(pred.canon_normal[:b]).cpu(),
+        ]
+        return {"val/decomposition": image_grid(rows)}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def save(self) -> Path:
+        tc = self.config.train
+        return save_checkpoint(self.run_dir / "checkpoints", self.iteration, self.state(), tc.keep_checkpoints)
+
+    def _resume(self) -> None:
+        found = load_latest(self.run_dir / "checkpoints", map_location=self.device)
+        if found is None:
+            log.info("no checkpoint in %s: starting from scratch", self.run_dir)
+            return
+        path, state = found
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration = int(state["iteration"])
+        log.info("resumed from %s at iteration %d", path, self.iteration)
+
+    # ------------------------------------------------------------------ signals
+    def _install_signal_handlers(self):
+        def handler(signum, _frame):
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum).name
+
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                previous[sig] = signal.signal(sig, handler)
+        return previous
+
+
+def _restore_signal_handlers(previous) -> None:
+    for sig, old in previous.items():
+        signal.signal(sig, old)
+
+
+def _progress(enabled: bool, start: int, total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, disable=not enabled, unit="it", dynamic_ncols=True)

@@ -1,0 +1,176 @@
+"""The canonical depth grid as a textured triangle mesh, and a small Wavefront OBJ writer / reader.
+
+Frames. The model's camera frame is x right, y down, z forward (``docs/conventions.md``). Meshes are written in
+the usual right-handed OBJ frame, **x right, y up, z toward the viewer**: ``(x, y, z) → (x, −y, 1 − z)``. The
+origin is the model's rotation centre ``(0, 0, 1)``, and units stay those of the depth maps (about 1 at the
+object; call them metres), so a face 0.2 deep stays 0.2 deep. (The original demo used the same axes, then scaled
+by 100.)
+
+Topology. One vertex per pixel, row-major; two triangles per cell, ``(i,j),(i+1,j),(i,j+1)`` and
+``(i,j+1),(i+1,j),(i+1,j+1)`` as in the renderer. In the OBJ frame both wind counter-clockwise seen from +z, so a
+fronto-parallel plane's face normals point at the viewer (+z). Texture coordinates put pixel centres at texel
+centres: ``u = (j + 0.5) / W``, ``v = 1 − (i + 0.5) / H`` (OBJ's v grows upward, image row 0 is the top).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unsup3d.geometry import depth_to_points
+from unsup3d.render import grid_faces
+
+# The mesh origin sits at the model's rotation centre (0, 0, ROTATION_CENTRE_DEPTH) of the camera frame.
+ROTATION_CENTRE_DEPTH = 1.0
+# The camera→OBJ axis flip (y down → up, z forward → toward the viewer).
+CAMERA_TO_OBJ = np.array([1.0, -1.0, -1.0])
+
+
+def depth_grid_mesh(
+    canonical_depth: torch.Tensor | np.ndarray, fov: float = 10.0, trim_border: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Back-project a canonical depth map with K⁻¹ and triangulate its pixel grid.
+
+    Args:
+        canonical_depth: (S, S) depth in the canonical camera frame.
+        fov: field of view in degrees.
+        trim_border: drop this many pixel columns on the left and on the right. The model clamps its 2
+            outermost columns on each side to a fixed border depth (a flat wall behind the object); 2 removes
+            them. Default 0 keeps the whole grid, exactly the surface the model renders.
+    Returns:
+        vertices (N, 3) float64 in the OBJ frame (x right, y up, z toward the viewer, origin (0, 0, 1) of the
+        camera frame); faces (F, 3) int64, 0-based, F = 2·(S−1)·(S−2·trim−1); uvs (N, 2) float64 in [0, 1].
+        N = S·(S−2·trim), vertices in row-major pixel order.
+    """
+    depth = torch.as_tensor(canonical_depth, dtype=torch.float64).detach().cpu()
+    if depth.dim() != 2 or depth.shape[0] != depth.shape[1]:
+        raise ValueError(f"canonical_depth must be (S, S), got shape {tuple(depth.shape)}")
+    size = depth.shape[0]
+    if not 0 <= trim_border <= (size - 2) // 2:
+        raise ValueError(f"trim_border must be in [0, {(size - 2) // 2}] for S={size}, got {trim_border}")
+    if not torch.isfinite(depth).all():
+        raise ValueError("canonical_depth must be finite")
+    points = depth_to_points(depth[None], fov)[0]  # (S, S, 3) camera frame
+    columns = slice(trim_border, size - trim_border)
+    points = points[:, columns]  # (S, W', 3)
+    height, width = points.shape[:2]
+    vertices = camera_to_obj(points.reshape(-1, 3).numpy(), translate=True)
+    faces = grid_faces(height, width).numpy()
+    rows, cols = np.meshgrid(np.arange(height), np.arange(trim_border, size - trim_border), indexing="ij")
+    uvs = np.stack([(cols + 0.5) / size, 1.0 - (rows + 0.5) / size], axis=-1).reshape(-1, 2)
+    return vertices, faces.astype(np.int64), uvs
+
+
+def camera_to_obj(points: np.ndarray, translate: bool = True) -> np.ndarray:
+    """(N, 3) camera-frame points → OBJ frame ``(x, −y, 1 − z)``; ``translate=False`` only flips axes."""
+    out = np.asarray(points, dtype=np.float64) * CAMERA_TO_OBJ
+    if translate:
+        out[:, 2] += ROTATION_CENTRE_DEPTH
+    return out
+
+
+def grid_vertex_normals(canonical_normal: torch.Tensor | np.ndarray, trim_border: int = 0) -> np.ndarray:
+    """Per-vertex normals of :func:`depth_grid_mesh`, facing the viewer, in the OBJ frame.
+
+    Args:
+        canonical_normal: (S, S, 3) unit normals in the camera frame (a frontal plane is (0, 0, 1), pointing
+            away from the camera), e.g. ``Reconstruction.canonical_normal[i]``.
+        trim_border: as in :func:`depth_grid_mesh`.
+    Returns:
+        (N, 3) float64 ``(−nx, ny, nz)``: the camera normal turned toward the viewer, then flipped to the OBJ
+        frame; a frontal plane gets (0, 0, 1).
+    """
+    normals = np.asarray(torch.as_tensor(canonical_normal).detach().cpu(), dtype=np.float64)
+    if normals.ndim != 3 or normals.shape[-1] != 3 or normals.shape[0] != normals.shape[1]:
+        raise ValueError(f"canonical_normal must be (S, S, 3), got shape {normals.shape}")
+    size = normals.shape[0]
+    normals = normals[:, trim_border : size - trim_border].reshape(-1, 3)
+    return camera_to_obj(-normals, translate=False)
+
+
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F, 3) unit normals of triangles by their winding: ``(b − a) × (c − a)``, normalised."""
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    normal = np.cross(b - a, c - a)
+    return normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-20)
+
+
+def write_obj(
+    path: str | Path,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    uvs: np.ndarray,
+    normals: np.ndarray | None = None,
+    material_name: str = "albedo",
+    texture_filename: str | None = "albedo.png",
+) -> Path:
+    """Write a Wavefront OBJ (``v``, ``vt``, optional ``vn``, ``f a/a[/a]`` 1-based) and its ``.mtl``.
+
+    Vertices, uvs and normals share one index, so each face corner is ``i/i`` or ``i/i/i``.
+
+    Args:
+        path: the ``.obj`` file; the material goes beside it with the suffix ``.mtl``.
+        vertices: (N, 3); faces: (F, 3) 0-based; uvs: (N, 2); normals: (N, 3) or None.
+        material_name: the material's name in the ``.mtl``.
+        texture_filename: the diffuse texture (``map_Kd``), relative to the ``.obj``; None writes no material.
+    Returns:
+        the path of the ``.obj``.
+    """
+    path = Path(path)
+    vertices, faces, uvs = np.asarray(vertices), np.asarray(faces), np.asarray(uvs)
+    _check_mesh(vertices, faces, uvs, normals)
+    lines = ["# unsup3d mesh: x right, y up, z toward the viewer"]
+    if texture_filename is not None:
+        mtl = path.with_suffix(".mtl")
+        _write_mtl(mtl, material_name, texture_filename)
+        lines.append(f"mtllib {mtl.name}")
+    lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices]
+    lines += [f"vt {u:.7g} {v:.7g}" for u, v in uvs]
+    if normals is not None:
+        lines += [f"vn {x:.6g} {y:.6g} {z:.6g}" for x, y, z in np.asarray(normals)]
+    if texture_filename is not None:
+        lines.append(f"usemtl {material_name}")
+    corner = "{0}/{0}/{0}" if normals is not None else "{0}/{0}"
+    lines += ["f " + " ".join(corner.format(int(k) + 1) for k in face) for face in faces]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _write_mtl(path: Path, material_name: str, texture_filename: str) -> None:
+    path.write_text(f"newmtl {material_name}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd {texture_filename}\n")
+
+
+def _check_mesh(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, normals: np.ndarray | None) -> None:
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise ValueError(f"vertices must be (N, 3), got {vertices.shape}")
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces must be (F, 3), got {faces.shape}")
+    if uvs.shape != (len(vertices), 2):
+        raise ValueError(f"uvs must be ({len(vertices)}, 2), got {uvs.shape}")
+    if normals is not None and np.shape(normals) != (len(vertices), 3):
+        raise ValueError(f"normals must be ({len(vertices)}, 3), got {np.shape(normals)}")
+    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+        raise ValueError("faces index vertices out of range")
+
+
+def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Minimal OBJ reader: ``v`` lines and ``f`` lines (polygons fanned into triangles).
+
+    Returns:
+        vertices (N, 3) float64 and faces (F, 3) int64, 0-based (negative, relative indices resolved).
+    """
+    vertices: list[list[float]] = []
+    faces: list[list[int]] = []
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            vertices.append([float(x) for x in parts[1:4]])
+        elif parts[0] == "f":
+            corners = [int(token.split("/")[0]) for token in parts[1:]]
+            corners = [k - 1 if k > 0 else len(vertices) + k for k in corners]
+            faces += [[corners[0], corners[k], corners[k + 1]] for k in range(1, len(corners) - 1)]
+    return np.array(vertices, dtype=np.float64).reshape(-1, 3), np.array(faces, dtype=np.int64).reshape(-1, 3)

@@ -1,0 +1,46 @@
+import pytest
+
+from unsup3d.config import ConfigError, available_presets, build_config, load_preset, parse_overrides
+
+
+def test_defaults_are_the_papers():
+    config = build_config()
+    assert config.model.lam_flip == 0.5 and config.model.lam_perc == 1.0
+    assert config.model.resolved_border_depth == pytest.approx(1.04)
+    assert config.train.lr == 1e-4 and config.train.weight_decay == 5e-4 and config.train.batch_size == 64
+
+
+def test_overrides_apply_in_order_and_parse_yaml_scalars():
+    config = build_config({"train": {"lr": 1}}, parse_overrides(["train.lr=2e-4", "model.use_conf=false"]))
+    assert config.train.lr == 2e-4 and isinstance(config.train.lr, float)
+    assert config.model.use_conf is False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"train": {"lr_rate": 1}}, "train.lr_rate"),
+        ({"modle": {}}, "modle"),
+        ({"train": {"batch_size": "big"}}, "train.batch_size"),
+        ({"train": {"batch_size": 0}}, "train.batch_size"),
+        ({"model": {"perceptual": "resnet"}}, "model.perceptual"),
+        ({"model": {"use_conf": 1}}, "model.use_conf"),
+        ({"train": 3}, "train"),
+    ],
+)
+def test_bad_keys_types_and_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(override)
+
+
+def test_malformed_override_is_rejected():
+    with pytest.raises(ConfigError):
+        parse_overrides(["train.lr"])
+
+
+def test_presets_ship_and_build():
+    assert {"cpu", "paper"} <= set(available_presets())
+    for name in available_presets():
+        build_config(load_preset(name))
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_preset("nope")

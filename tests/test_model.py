@@ -1,0 +1,76 @@
+import math
+
+import pytest
+import torch
+
+from unsup3d.config import ModelConfig
+from unsup3d.losses import Objective
+from unsup3d.model import PhotoGeometricAutoencoder
+
+SMALL = dict(depth_nf=8, albedo_nf=8, encoder_nf=8, conf_nf=8, autoencoder_zdim=16, conf_zdim=16, perceptual="none")
+
+
+def small_model(**changes) -> PhotoGeometricAutoencoder:
+    torch.manual_seed(0)
+    return PhotoGeometricAutoencoder(ModelConfig(**{**SMALL, **changes}))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_prediction_shapes_and_ranges(batch):
+    model = small_model()
+    with torch.no_grad():
+        pred = model(torch.rand(batch, 3, 64, 64))
+    assert pred.canon_depth.shape == (2 * batch, 64, 64)
+    assert pred.recon_image.shape == (2 * batch, 3, 64, 64)
+    assert pred.recon_mask.shape == (batch, 64, 64)
+    assert pred.conf_photo.shape == (batch, 2, 64, 64) and pred.conf_perc.shape == (batch, 2, 16, 16)
+    assert float(pred.canon_depth.min()) >= 0.9 and float(pred.canon_depth.max()) <= 1.1
+    torch.testing.assert_close(pred.canon_depth[..., :2], torch.full_like(pred.canon_depth[..., :2], 1.04))
+    torch.testing.assert_close(pred.canon_depth[..., -2:], torch.full_like(pred.canon_depth[..., -2:], 1.04))
+    assert float(pred.view[:, :3].abs().max()) <= math.radians(60)
+    assert float(pred.view[:, 5].abs().max()) == 0.0  # z translation range 0 by default
+    torch.testing.assert_close(pred.light_dir.norm(dim=1), torch.ones(batch))
+    torch.testing.assert_close(pred.canon_depth[batch:], pred.canon_depth[:batch].flip(-1))
+    torch.testing.assert_close(pred.canon_albedo[batch:], pred.canon_albedo[:batch].flip(-1))
+
+
+def test_identity_view_reconstructs_the_canonical_image():
+    model = small_model()
+    rows = torch.linspace(-1, 1, 64)
+    dome = 1.0 - 0.05 * (1 - rows[:, None] ** 2) * (1 - rows[None, :] ** 2)  # smooth, nothing self-occludes
+    depth = torch.stack([dome, dome.T])
+    canon = torch.rand(2, 3, 64, 64)
+    recon_depth, recon_image, mask = model.reproject(depth, canon, torch.zeros(2, 6))
+    torch.testing.assert_close(recon_depth, depth)
+    assert bool((mask == 1).all())
+    torch.testing.assert_close(recon_image, canon, atol=1e-4, rtol=0)
+
+
+def test_ablation_switches():
+    x = torch.rand(2, 3, 64, 64)
+    pred = small_model(flip_albedo=False, flip_depth=False)(x)
+    torch.testing.assert_close(pred.canon_albedo[2:], pred.canon_albedo[:2])
+    torch.testing.assert_close(pred.canon_depth[2:], pred.canon_depth[:2])
+    no_conf = small_model(use_conf=False)
+    pred = no_conf(x)
+    assert pred.conf_photo is None and no_conf.conf_net is None
+    assert torch.isfinite(Objective(no_conf.config, None)(pred, x)["total"])
+    no_light = small_model(use_light=False)
+    pred = no_light(x)
+    assert float(pred.canon_shading.min()) >= 0.0 and float(pred.canon_shading.max()) <= 2.0
+
+
+def test_every_network_receives_gradient():
+    model = small_model()
+    x = torch.rand(2, 3, 64, 64)
+    Objective(model.config, None)(model(x), x)["total"].backward()
+    for name in ("depth_net", "albedo_net", "light_net", "view_net", "conf_net"):
+        # Without a perceptual loss the perceptual confidence head (out_net2) is unused.
+        grads = [p.grad for n, p in getattr(model, name).named_parameters() if not n.startswith("out_net2")]
+        assert all(g is not None for g in grads), name
+        assert sum(float(g.abs().sum()) for g in grads) > 0, name
+
+
+def test_bad_input_shape_is_rejected():
+    with pytest.raises(ValueError, match="images must be"):
+        small_model()(torch.rand(2, 3, 32, 32))
