@@ -83,9 +83,7 @@ def test_normals_match_a_loop_reference():
     fast = normals_from_points(points)
     for i in range(1, 4):
         for j in range(1, 5):
-            n = torch.linalg.cross(
-                points[0, i, j + 1] - points[0, i, j - 1], points[0, i + 1, j] - points[0, i - 1, j]
-            )
+            n = torch.linalg.cross(points[0, i, j + 1] - points[0, i, j - 1], points[0, i + 1, j] - points[0, i - 1, j])
             torch.testing.assert_close(fast[0, i, j], n / n.norm())
     assert bool((fast[0, 0] == torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)).all())
 

@@ -141,9 +141,7 @@ class Conv2dSame(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
-def _conv_bn(
-    cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
-) -> nn.Sequential:
+def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
     """'SAME' conv (no bias) + BatchNorm (eps 1e-3) [+ ReLU6], as an ``nn.Sequential``."""
     layers = [
         Conv2dSame(cin, cout, kernel, stride, groups=groups, bias=False),
