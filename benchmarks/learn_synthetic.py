@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--set", dest="overrides", nargs="*", default=[])
     parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--iterations", type=int, default=None, help="stop after this many iterations too")
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -104,11 +105,12 @@ def main() -> None:
     print(" ".join(f"{h:>7}" for h in header))
     start = time.monotonic()
     deadline = start + args.minutes * 60
-    while time.monotonic() < deadline:
+    budget = args.iterations or 10**9
+    while time.monotonic() < deadline and trainer.iteration < budget:
         t0, i0 = time.monotonic(), trainer.iteration
         remaining_min = (deadline - time.monotonic()) / 60
         trainer.config.train.max_minutes = remaining_min
-        trainer.fit(until=trainer.iteration + args.eval_every)
+        trainer.fit(until=min(trainer.iteration + args.eval_every, budget))
         rate = (trainer.iteration - i0) / max(time.monotonic() - t0, 1e-9)
         row = evaluate(trainer.model, dataset, meta, trainer.device)
         loss = _last_loss(args.out)
