@@ -72,14 +72,19 @@ def rasterize(
     """
     _check_mesh(screen_vertices, faces)
     batch, num_faces = screen_vertices.shape[0], faces.shape[0]
-    tri = screen_vertices.detach()[:, faces].reshape(batch * num_faces, 3, 3)  # (B·F, vertex, uvz)
-    x0, y0, nx, count = _bounding_boxes(tri, height, width, near)
-    origin = torch.stack([x0, y0], dim=1).to(tri.dtype)  # (B·F, 2)
-    planes = _screen_planes(tri, origin).transpose(1, 2).contiguous()  # (B·F, 3 coefficients, 4 functions)
+    components = screen_vertices.detach().permute(2, 0, 1)  # (3, B, N): u, v, z
+    x0, y0, nx, count = _bounding_boxes(components, faces, height, width, near)
+    live = count.nonzero().squeeze(1)  # triangles whose box holds a pixel centre, as flat b·F + f ids
+    x0, y0, nx, count = x0[live], y0[live], nx[live], count[live]
+    vertex_ids = faces[live % num_faces]  # (L, 3)
+    rows = torch.div(live, num_faces, rounding_mode="floor").unsqueeze(1)
+    tri = components[:, rows, vertex_ids]  # (3, L, 3): coordinate, triangle, vertex
+    planes = _screen_planes(tri, x0, y0)  # (L, 3 coefficients, 4 functions)
     best = torch.full((batch * height * width,), torch.iinfo(torch.int64).max, device=tri.device)
     ends = count.cumsum(0)
+    boxes = (x0, y0, nx, count, ends)
     for first, last in _chunks(ends):
-        _rasterize_chunk(planes, x0, y0, nx, count, ends, (first, last), num_faces, (height, width), best)
+        _rasterize_chunk(planes, boxes, live, (first, last), num_faces, (height, width), best)
     face = torch.where(best == torch.iinfo(torch.int64).max, NO_FACE, best & 0xFFFFFFFF)
     return Fragments(face_index=face.view(batch, height, width))
 
@@ -91,50 +96,55 @@ def _check_mesh(screen_vertices: torch.Tensor, faces: torch.Tensor) -> None:
         raise ValueError(f"faces must be a (F, 3) long tensor, got {tuple(faces.shape)} {faces.dtype}")
 
 
-def _bounding_boxes(tri: torch.Tensor, height: int, width: int, near: float):
-    """Integer pixel bounding boxes of (T, 3, 3) triangles.
+def _bounding_boxes(components: torch.Tensor, faces: torch.Tensor, height: int, width: int, near: float):
+    """Integer pixel bounding boxes of every triangle of every batch element.
 
-    Returns ``x0, y0, nx`` (first column, first row, columns) and ``count`` (pixels in the box, 0 for
-    culled triangles), each (T,) long.
+    Args:
+        components: (3, B, N) vertex ``u``, ``v``, ``z``.
+        faces: (F, 3) long.
+    Returns:
+        ``x0, y0, nx`` (first column, first row, columns) and ``count`` (pixel centres in the box; 0 for
+        triangles behind ``near``, non-finite or degenerate), each (B·F,) long.
     """
-    u, v, z = tri[..., 0], tri[..., 1], tri[..., 2]
-    finite = torch.isfinite(tri).all(dim=(-1, -2))
-    u, v = torch.nan_to_num(u), torch.nan_to_num(v)
+    bad = ~torch.isfinite(components).all(dim=0) | (components[2] <= near)  # (B, N)
+    u, v = torch.nan_to_num(components[0])[:, faces], torch.nan_to_num(components[1])[:, faces]  # (B, F, 3)
     x0 = (u.amin(-1) - BOX_SLACK).ceil().clamp(0, width).long()
     x1 = (u.amax(-1) + BOX_SLACK).floor().clamp(-1, width - 1).long()
     y0 = (v.amin(-1) - BOX_SLACK).ceil().clamp(0, height).long()
     y1 = (v.amax(-1) + BOX_SLACK).floor().clamp(-1, height - 1).long()
-    area = (u[:, 1] - u[:, 0]) * (v[:, 2] - v[:, 0]) - (v[:, 1] - v[:, 0]) * (u[:, 2] - u[:, 0])
-    keep = finite & (z.amin(-1) > near) & (area.abs() > 1e-12)
+    du, dv = u[..., 1:] - u[..., :1], v[..., 1:] - v[..., :1]
+    area = du[..., 0] * dv[..., 1] - dv[..., 0] * du[..., 1]
+    keep = ~bad[:, faces].any(dim=-1) & (area.abs() > 1e-12)
     nx = (x1 - x0 + 1).clamp(min=0)
     count = nx * (y1 - y0 + 1).clamp(min=0) * keep
-    return x0, y0, nx, count
+    return x0.reshape(-1), y0.reshape(-1), nx.reshape(-1), count.reshape(-1)
 
 
-def _screen_planes(tri: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
-    """Affine screen-space functions ``a·(u − u0) + b·(v − v0) + c`` of each triangle.
+def _screen_planes(tri: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
+    """Affine screen-space functions ``a·(u − x0) + b·(v − y0) + c`` of each triangle.
 
     Args:
-        tri: (T, 3, 3) vertices ``(u, v, z)``.
-        origin: (T, 2) ``(u0, v0)``; coordinates relative to a nearby origin keep float32 exact enough that
-            edges through pixel centres leave no holes.
+        tri: (3, T, 3) ``u``, ``v``, ``z`` of each triangle's vertices.
+        x0, y0: (T,) origin of each triangle's box; coordinates relative to a nearby origin keep float32 exact
+            enough that edges through pixel centres leave no holes.
     Returns:
-        (T, 4, 3): rows 0-2 the barycentric weight of each vertex, row 3 the inverse depth ``Σ w_k / z_k``
-        (both are affine in screen space), each as coefficients ``(a, b, c)``.
+        (T, 3, 4): for coefficients ``(a, b, c)``, the functions: the barycentric weight of each vertex, then
+        the inverse depth ``Σ w_k / z_k`` (both are affine in screen space).
     """
-    u = tri[..., 0] - origin[:, :1]
-    v = tri[..., 1] - origin[:, 1:]
-    z = tri[..., 2]
-    nxt, prv = [1, 2, 0], [2, 0, 1]
+    u = tri[0] - x0.unsqueeze(1).to(tri.dtype)
+    v = tri[1] - y0.unsqueeze(1).to(tri.dtype)
+    nxt, prv = u.roll(-1, dims=1), u.roll(1, dims=1)
+    vnxt, vprv = v.roll(-1, dims=1), v.roll(1, dims=1)
     # Weight of vertex k is the signed area of the opposite edge with the point, over the total area.
-    a = v[:, nxt] - v[:, prv]
-    b = u[:, prv] - u[:, nxt]
-    c = u[:, nxt] * v[:, prv] - u[:, prv] * v[:, nxt]
-    area = c.sum(dim=1, keepdim=True)
+    planes = tri.new_empty(u.shape[0], 3, 4)
+    planes[:, 0, :3] = vnxt - vprv
+    planes[:, 1, :3] = prv - nxt
+    planes[:, 2, :3] = nxt * vprv - prv * vnxt
+    area = planes[:, 2, :3].sum(dim=1)
     area = torch.where(area == 0, torch.ones_like(area), area)
-    weights = torch.stack([a, b, c], dim=-1) / area.unsqueeze(-1)  # (T, 3, 3)
-    inverse_depth = (weights / z.unsqueeze(-1)).sum(dim=1, keepdim=True)  # (T, 1, 3)
-    return torch.cat([weights, inverse_depth], dim=1)
+    planes[:, :, :3] /= area[:, None, None]
+    planes[:, :, 3] = (planes[:, :, :3] / tri[2].unsqueeze(1)).sum(dim=2)
+    return planes
 
 
 def _chunks(ends: torch.Tensor):
@@ -149,16 +159,15 @@ def _chunks(ends: torch.Tensor):
     return [(a, b) for a, b in zip(starts, stops, strict=True) if b > a]
 
 
-def _rasterize_chunk(planes, x0, y0, nx, count, ends, span, num_faces, size, best):
-    """Test every (triangle, pixel-in-its-box) pair of triangles in ``span`` and update ``best`` in place."""
+def _rasterize_chunk(planes, boxes, live, span, num_faces, size, best):
+    """Test every (triangle, pixel-in-its-box) pair of live triangles ``span`` and update ``best`` in place."""
+    x0, y0, nx, count, ends = boxes
     first, last = span
     height, width = size
     counts = count[first:last]
     total = int(counts.sum())
-    if total == 0:
-        return
     ids = torch.arange(first, last, device=planes.device)
-    tri_id = torch.repeat_interleave(ids, counts, output_size=total)  # (T,)
+    tri_id = torch.repeat_interleave(ids, counts, output_size=total)  # (T,) index into the live triangles
     starts = ends - count  # first candidate of each triangle, counted over all chunks
     offset = torch.arange(total, device=planes.device) + (starts[first] - starts.index_select(0, tri_id))
     cols = nx.index_select(0, tri_id)
@@ -168,15 +177,16 @@ def _rasterize_chunk(planes, x0, y0, nx, count, ends, span, num_faces, size, bes
     values = torch.addcmul(coef[:, 2], coef[:, 0], col.to(coef.dtype).unsqueeze(1))
     values.addcmul_(coef[:, 1], row.to(coef.dtype).unsqueeze(1))  # (T, 4): barycentrics, inverse depth
     inside = (values[:, :3] >= -INSIDE_EPS).all(dim=1) & (values[:, 3] > 0)
-    tri_id, values = tri_id[inside], values[inside]
-    px = x0.index_select(0, tri_id) + col[inside]
-    py = y0.index_select(0, tri_id) + row[inside]
-    pixel = py * width + px
-    batch_index = torch.div(tri_id, num_faces, rounding_mode="floor")
-    pixel += batch_index * (height * width)
+    hit = inside.nonzero().squeeze(1)
+    tri_id = tri_id.index_select(0, hit)
+    flat_face = live.index_select(0, tri_id)  # b·F + f
+    px = x0.index_select(0, tri_id) + col.index_select(0, hit)
+    py = y0.index_select(0, tri_id) + row.index_select(0, hit)
+    batch_index = torch.div(flat_face, num_faces, rounding_mode="floor")
+    pixel = (batch_index * height + py) * width + px
     # Positive float32 values order like their bit patterns: pack (depth, face) into one sortable int64.
-    depth_bits = (1.0 / values[:, 3]).float().view(torch.int32).long()
-    key = (depth_bits << 32) | (tri_id - batch_index * num_faces)
+    depth = 1.0 / values[:, 3].index_select(0, hit)
+    key = (depth.float().view(torch.int32).long() << 32) | (flat_face - batch_index * num_faces)
     best.scatter_reduce_(0, pixel, key, reduce="amin")
 
 
