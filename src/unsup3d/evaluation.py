@@ -19,7 +19,7 @@ def predict_view_depth(model, images: torch.Tensor) -> tuple[torch.Tensor, torch
         depth (B, S, S), valid (B, S, S) bool, view (B, 6).
     """
     model.eval()
-    pred = model(images)
+    pred = model(images, with_flip=False)
     b = images.shape[0]
     cfg = model.config
     far = cfg.max_depth + (cfg.max_depth - cfg.min_depth) / 2

@@ -97,7 +97,8 @@ class Objective(nn.Module):
             terms["perc_flip"] = perceptual_nll(f_flip, f_target, pred.recon_mask, psig_flip)
             total = total + cfg.lam_perc * (terms["perc"] + lam_flip * terms["perc_flip"])
         if cfg.lam_depth_smooth > 0:
-            terms["depth_smooth"] = depth_smoothness(pred.canon_depth[:b], cfg.max_depth - cfg.min_depth)
+            interior = pred.canon_depth[:b, :, 2:-2]  # the clamped border columns are constant
+            terms["depth_smooth"] = depth_smoothness(interior, cfg.max_depth - cfg.min_depth)
             total = total + cfg.lam_depth_smooth * terms["depth_smooth"]
         terms["total"] = total
         return terms

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from unsup3d.config import ModelConfig
@@ -41,7 +42,8 @@ class Prediction:
     """Everything the model predicts for a batch of B images of size S.
 
     Canonical maps are (B, …); rendered maps are (2B, …): rows [:B] from the predicted depth and albedo, rows
-    [B:] from their flips. Images are in [-1, 1] like the networks' inputs.
+    [B:] from their flips (only (B, …) when the model ran with ``with_flip=False``). Images are in [-1, 1] like
+    the networks' inputs.
     """
 
     canon_depth_raw: torch.Tensor  # (B, S, S) depth net output before tanh
@@ -80,7 +82,9 @@ class PhotoGeometricAutoencoder(nn.Module):
         self.view_net = Encoder(3, 6, config.encoder_nf, size)
         self.conf_net = ConfidenceNet(3, config.conf_zdim, config.conf_nf, size) if config.use_conf else None
 
-    def forward(self, images: torch.Tensor) -> Prediction:
+    def forward(self, images: torch.Tensor, with_flip: bool = True) -> Prediction:
+        """Decompose (B, 3, S, S) images in [0, 1]; ``with_flip=False`` skips the flipped reconstruction
+        (inference needs only the first half)."""
         _check_images(images, self.config.image_size)
         x = to_signed(images)
         cfg = self.config
@@ -90,18 +94,21 @@ class PhotoGeometricAutoencoder(nn.Module):
         view = self.predict_view(x)
         conf_photo, conf_perc = self.conf_net(x) if self.conf_net is not None else (None, None)
 
-        canon_depth = torch.cat([depth, depth.flip(-1) if cfg.flip_depth else depth])
-        canon_albedo = torch.cat([albedo, albedo.flip(-1) if cfg.flip_albedo else albedo])
+        copies = 2 if with_flip else 1
+        canon_depth, canon_albedo = depth, albedo
+        if with_flip:
+            canon_depth = torch.cat([depth, depth.flip(-1) if cfg.flip_depth else depth])
+            canon_albedo = torch.cat([albedo, albedo.flip(-1) if cfg.flip_albedo else albedo])
         canon_normal = normals_from_depth(canon_depth, cfg.fov)
         if shading_map is None:
-            diffuse_term = diffuse_shading(canon_normal, light_dir.repeat(2, 1))
-            canon_shading = lambertian(diffuse_term, ambient.repeat(2), diffuse.repeat(2))
+            diffuse_term = diffuse_shading(canon_normal, light_dir.repeat(copies, 1))
+            canon_shading = lambertian(diffuse_term, ambient.repeat(copies), diffuse.repeat(copies))
         else:
-            canon_shading = shading_map.repeat(2, 1, 1, 1)
+            canon_shading = shading_map.repeat(copies, 1, 1, 1)
         canon_image = (canon_albedo / 2 + 0.5) * canon_shading * 2 - 1
 
-        views = view.repeat(2, 1)
-        recon_depth, recon_image, recon_mask = self.reproject(canon_depth, canon_image, views)
+        views = view.repeat(copies, 1)
+        recon_depth, recon_image, recon_mask = self.reproject(canon_depth, canon_image, views, copies)
         return Prediction(
             canon_depth_raw=raw,
             canon_depth=canon_depth,
@@ -121,9 +128,14 @@ class PhotoGeometricAutoencoder(nn.Module):
         )
 
     def predict_depth(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw (B, S, S) and canonical depth ``d = mid + half·tanh(raw − mean raw)``, border columns clamped."""
+        """Raw (B, S, S) and canonical depth ``d = mid + half·tanh(raw − mean raw)``, border columns clamped.
+
+        With ``depth_blur`` > 0 the raw map is first low-passed by a Gaussian of that many pixels.
+        """
         cfg = self.config
         raw = self.depth_net(x)[:, 0]  # (B, S, S)
+        if cfg.depth_blur > 0:
+            raw = gaussian_blur(raw, cfg.depth_blur)
         centred = raw - raw.mean(dim=(1, 2), keepdim=True)
         depth = scale_range(torch.tanh(centred), cfg.min_depth, cfg.max_depth)
         border = torch.zeros_like(depth[:1])
@@ -157,11 +169,12 @@ class PhotoGeometricAutoencoder(nn.Module):
         return v * scale
 
     def reproject(
-        self, canon_depth: torch.Tensor, canon_image: torch.Tensor, views: torch.Tensor
+        self, canon_depth: torch.Tensor, canon_image: torch.Tensor, views: torch.Tensor, copies: int = 2
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Π: render (2B, S, S) depth in the input view, warp the canonical image, mask invalid pixels.
+        """Π: render (kB, S, S) depth in the input view, warp the canonical image, mask invalid pixels.
 
-        Returns recon_depth (2B, S, S), recon_image (2B, 3, S, S), and the both-halves mask (B, S, S).
+        ``k`` is 2 (the second half flipped) or 1. Returns recon_depth (kB, S, S), recon_image (kB, 3, S, S),
+        and the mask (B, S, S) of pixels valid in every half.
         """
         cfg = self.config
         margin = (cfg.max_depth - cfg.min_depth) / 2
@@ -170,11 +183,22 @@ class PhotoGeometricAutoencoder(nn.Module):
         recon_depth = recon_depth.clamp(cfg.min_depth - margin, far)
         grid = inverse_warp_grid(recon_depth, views, cfg.fov)
         recon_image = sample_canonical(canon_image, grid)
-        valid = (recon_depth < far).float()
-        batch = canon_depth.shape[0] // 2
-        mask = (valid[:batch] * valid[batch:]).detach()
-        recon_image = recon_image * mask.repeat(2, 1, 1).unsqueeze(1)
+        valid = (recon_depth < far).float().view(copies, -1, *recon_depth.shape[1:])
+        mask = valid.prod(dim=0).detach()
+        recon_image = recon_image * mask.repeat(copies, 1, 1).unsqueeze(1)
         return recon_depth, recon_image, mask
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, H, W) maps with standard deviation ``sigma`` pixels, reflected borders."""
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    x = maps.unsqueeze(1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
+    return x[:, 0]
 
 
 def _check_images(images: torch.Tensor, size: int) -> None:

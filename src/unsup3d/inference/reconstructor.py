@@ -124,7 +124,7 @@ class Reconstructor:
             raise ValueError(f"images must be in [0, 1], got [{float(images.min()):.3f}, {float(images.max()):.3f}]")
         self.model.eval()
         images = images.to(self.device, torch.float32).clamp(0, 1)
-        prediction = self.model(images)
+        prediction = self.model(images, with_flip=False)
         return _to_reconstruction(images, prediction, self.config)
 
     def load_images(self, paths: Sequence[str | Path]) -> torch.Tensor:
