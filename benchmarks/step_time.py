@@ -125,13 +125,18 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch_size}")
-    print(f"{'preset':<8} {'step s':>8} {'networks':>9} {'renderer':>9} {'perceptual':>11} {'optimiser':>10} "
-          f"{'renderer %':>11} {'recon img/s':>12}")
+    print(
+        f"{'preset':<8} {'step s':>8} {'networks':>9} {'renderer':>9} {'perceptual':>11} {'optimiser':>10} "
+        f"{'renderer %':>11} {'recon img/s':>12}"
+    )
     for preset in args.presets:
         r = step_breakdown(preset, args.batch_size, device, args.repeats)
         rate = reconstruction_rate(preset, args.batch_size, device, args.repeats)
-        print(f"{preset:<8} {r['step']:>8.3f} {r['networks']:>9.3f} {r['renderer']:>9.3f} {r['perceptual']:>11.3f} "
-              f"{r['optimiser']:>10.3f} {100 * r['renderer'] / r['step']:>10.1f}% {rate:>12.1f}", flush=True)
+        print(
+            f"{preset:<8} {r['step']:>8.3f} {r['networks']:>9.3f} {r['renderer']:>9.3f} {r['perceptual']:>11.3f} "
+            f"{r['optimiser']:>10.3f} {100 * r['renderer'] / r['step']:>10.1f}% {rate:>12.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
