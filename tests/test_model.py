@@ -82,7 +82,6 @@ def test_depth_blur_removes_stripes_and_keeps_constants():
     blurred = gaussian_blur(stripes, 1.0)
     assert float(blurred.std()) < 0.2 * float(stripes.std())
     torch.testing.assert_close(gaussian_blur(torch.full((2, 16, 16), 0.7), 1.5), torch.full((2, 16, 16), 0.7))
-    assert float(gaussian_blur(stripes, 1.0).sum()) == pytest.approx(float(stripes.sum()), rel=1e-5)
 
 
 def test_without_flip_matches_the_first_half():
