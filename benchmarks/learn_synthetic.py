@@ -111,6 +111,8 @@ def main() -> None:
         remaining_min = (deadline - time.monotonic()) / 60
         trainer.config.train.max_minutes = remaining_min
         trainer.fit(until=min(trainer.iteration + args.eval_every, budget))
+        if trainer.interrupted:
+            break
         rate = (trainer.iteration - i0) / max(time.monotonic() - t0, 1e-9)
         row = evaluate(trainer.model, dataset, meta, trainer.device)
         loss = _last_loss(args.out)

@@ -208,6 +208,11 @@ class Trainer:
         if it % tc.image_log_every == 0 and self.val_set is not None:
             writer.images(it, self.visualize())
 
+    @property
+    def interrupted(self) -> bool:
+        """True once SIGINT or SIGTERM stopped :meth:`fit`; callers looping over ``fit`` should stop too."""
+        return self._stop_signal is not None
+
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
