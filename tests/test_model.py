@@ -56,7 +56,8 @@ def test_ablation_switches():
     assert pred.conf_photo is None and no_conf.conf_net is None
     assert torch.isfinite(Objective(no_conf.config, None)(pred, x)["total"])
     no_light = small_model(use_light=False)
-    pred = no_light(x)
+    with torch.no_grad():
+        pred = no_light(x)
     assert float(pred.canon_shading.min()) >= 0.0 and float(pred.canon_shading.max()) <= 2.0
 
 
