@@ -2,9 +2,8 @@
 
 ``Reconstructor.from_checkpoint(path)`` loads a checkpoint file, or the newest loadable checkpoint of a run
 directory (``RUN/checkpoints/step_XXXXXXXX.pt``), and turns (B, 3, S, S) images in [0, 1] into a
-:class:`Reconstruction` of CPU tensors. Checkpoints are read here with ``torch.load(weights_only=True)`` rather
-than through ``unsup3d.engine`` (inference never imports the engine); the format is the engine's: a dict with
-``format_version`` 1, ``iteration``, ``config`` (``Config.to_dict()``) and ``model`` (a state dict).
+:class:`Reconstruction` of CPU tensors. Checkpoints are read safely by :mod:`unsup3d.checkpoint`, the module the
+engine writes them with (inference never imports the engine).
 """
 
 from __future__ import annotations

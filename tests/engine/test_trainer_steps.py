@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unsup3d.config import build_config
+from unsup3d.engine.trainer import EpochBatchSampler, Trainer
+
+TINY = {"depth_nf": 8, "albedo_nf": 8, "encoder_nf": 8, "conf_nf": 8, "autoencoder_zdim": 16, "conf_zdim": 16}
+
+
+@pytest.fixture
+def trainer(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray((rng.random((64, 64, 3)) * 255).astype("uint8")).save(tmp_path / f"{i}.png")
+    config = build_config(
+        {
+            "model": TINY,
+            "train": {"batch_size": 4, "num_workers": 0},
+            "data": {"train_dir": str(tmp_path), "val_fraction": 0.0},
+        }
+    )
+    return Trainer(config, tmp_path / "run", progress=False)
+
+
+def test_non_finite_loss_skips_the_step(trainer):
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    images = torch.rand(4, 3, 64, 64)
+    images[0, 0, 0, 0] = float("nan")
+    assert trainer.train_step(images) is None
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert trainer.train_step(torch.rand(4, 3, 64, 64)) is not None
+
+
+def test_epoch_sampler_resumes_mid_epoch():
+    full = EpochBatchSampler(10, 3, seed=1)
+    stream = iter(full)
+    expected = [next(stream) for _ in range(7)]
+    resumed = iter(EpochBatchSampler(10, 3, seed=1, start=4))
+    assert [next(resumed) for _ in range(3)] == expected[4:]
+    assert all(len(batch) == 3 for batch in expected)
+    assert sorted(sum(expected[:3], [])) == sorted(set(sum(expected[:3], [])))  # no repeats within an epoch
