@@ -74,6 +74,16 @@ class ModelConfig:
         _check(self.lam_depth_smooth >= 0, "model.lam_depth_smooth", self.lam_depth_smooth, ">= 0")
 
     @property
+    def far_depth(self) -> float:
+        """Rendered depth is clamped to [min − margin, max + margin], margin = half the range; pixels at the far
+        end have no surface."""
+        return self.max_depth + (self.max_depth - self.min_depth) / 2
+
+    @property
+    def near_depth(self) -> float:
+        return self.min_depth - (self.max_depth - self.min_depth) / 2
+
+    @property
     def resolved_border_depth(self) -> float:
         if self.border_depth is not None:
             return self.border_depth

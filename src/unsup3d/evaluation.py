@@ -21,10 +21,8 @@ def predict_view_depth(model, images: torch.Tensor) -> tuple[torch.Tensor, torch
     model.eval()
     pred = model(images, with_flip=False)
     b = images.shape[0]
-    cfg = model.config
-    far = cfg.max_depth + (cfg.max_depth - cfg.min_depth) / 2
     depth = pred.recon_depth[:b]
-    return depth, depth < far, pred.view
+    return depth, depth < model.config.far_depth, pred.view
 
 
 @torch.no_grad()

@@ -177,13 +177,11 @@ class PhotoGeometricAutoencoder(nn.Module):
         and the mask (B, S, S) of pixels valid in every half.
         """
         cfg = self.config
-        margin = (cfg.max_depth - cfg.min_depth) / 2
         recon_depth = render_depth(canon_depth, views, cfg.fov)
-        far = cfg.max_depth + margin
-        recon_depth = recon_depth.clamp(cfg.min_depth - margin, far)
+        recon_depth = recon_depth.clamp(cfg.near_depth, cfg.far_depth)
         grid = inverse_warp_grid(recon_depth, views, cfg.fov)
         recon_image = sample_canonical(canon_image, grid)
-        valid = (recon_depth < far).float().view(copies, -1, *recon_depth.shape[1:])
+        valid = (recon_depth < cfg.far_depth).float().view(copies, -1, *recon_depth.shape[1:])
         mask = valid.prod(dim=0).detach()
         recon_image = recon_image * mask.repeat(copies, 1, 1).unsqueeze(1)
         return recon_depth, recon_image, mask

@@ -171,9 +171,8 @@ class Reconstructor:
 def _to_reconstruction(images: torch.Tensor, pred: Prediction, config: ModelConfig) -> Reconstruction:
     """Take the first (unflipped) half of a :class:`Prediction` to the CPU, in [0, 1]."""
     b = pred.batch_size
-    far = config.max_depth + (config.max_depth - config.min_depth) / 2  # the model's background clamp
     depth = pred.recon_depth[:b].float()
-    depth = torch.where(depth >= far, torch.full_like(depth, float("nan")), depth)
+    depth = torch.where(depth >= config.far_depth, torch.full_like(depth, float("nan")), depth)
 
     def cpu(tensor: torch.Tensor | None) -> torch.Tensor | None:
         return None if tensor is None else tensor.detach().float().cpu()

@@ -13,11 +13,11 @@ from unsup3d.render.rasterize import Fragments, barycentric_weights
 
 
 def _winning_triangles(screen_vertices: torch.Tensor, faces: torch.Tensor, fragments: Fragments):
-    """Vertices and barycentric weights of each pixel's winning face.
+    """Vertices, vertex depths and barycentric weights of each pixel's winning face.
 
     Returns:
-        vertex_ids (B, H, W, 3) long, triangles (B, H, W, 3, 3) ``(u, v, z)`` per vertex, weights (B, H, W, 3)
-        (set to 1/3 on background pixels so that nothing divides by zero there), and mask (B, H, W) bool.
+        vertex_ids (B, H, W, 3) long, vertex depths z (B, H, W, 3), weights (B, H, W, 3), and mask (B, H, W)
+        bool. On background pixels z is 1 and the weights 1/3, so that nothing divides by zero there.
     """
     face_index = fragments.face_index
     batch, height, width = face_index.shape
@@ -30,7 +30,8 @@ def _winning_triangles(screen_vertices: torch.Tensor, faces: torch.Tensor, fragm
     py, px = torch.meshgrid(rows, cols, indexing="ij")
     weights = barycentric_weights(triangles, px.expand(batch, -1, -1), py.expand(batch, -1, -1))
     weights = torch.where(mask.unsqueeze(-1), weights, torch.full_like(weights, 1.0 / 3.0))
-    return vertex_ids, triangles, weights, mask
+    z = torch.where(mask.unsqueeze(-1), triangles[..., 2], torch.ones_like(triangles[..., 2]))
+    return vertex_ids, z, weights, mask
 
 
 def interpolate_depth(
@@ -46,9 +47,7 @@ def interpolate_depth(
     Returns:
         (B, H, W) ``z = 1 / Σ_k w_k / z_k``, the exact depth where the pixel ray meets the triangle's plane.
     """
-    _, triangles, weights, mask = _winning_triangles(screen_vertices, faces, fragments)
-    z = triangles[..., 2]
-    z = torch.where(mask.unsqueeze(-1), z, torch.ones_like(z))
+    _, z, weights, mask = _winning_triangles(screen_vertices, faces, fragments)
     depth = 1.0 / (weights / z).sum(dim=-1)
     return torch.where(mask, depth, torch.full_like(depth, background))
 
@@ -71,10 +70,9 @@ def interpolate_attributes(
             f"attributes must be (B, N, C) matching vertices {tuple(screen_vertices.shape[:2])}, "
             f"got {tuple(attributes.shape)}"
         )
-    vertex_ids, triangles, weights, mask = _winning_triangles(screen_vertices, faces, fragments)
+    vertex_ids, z, weights, mask = _winning_triangles(screen_vertices, faces, fragments)
     batch, height, width, _ = vertex_ids.shape
     channels = attributes.shape[-1]
-    z = torch.where(mask.unsqueeze(-1), triangles[..., 2], torch.ones_like(triangles[..., 2]))
     perspective = weights / z
     perspective = perspective / perspective.sum(dim=-1, keepdim=True)  # (B, H, W, 3)
     flat_ids = vertex_ids.reshape(batch, -1, 1).expand(-1, -1, channels)
