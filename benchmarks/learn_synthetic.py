@@ -31,6 +31,12 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).sum() / (a.norm() * b.norm()).clamp(min=1e-12))
 
 
+def slope(predicted: torch.Tensor, true: torch.Tensor) -> float:
+    """Least-squares slope of ``predicted`` on ``true`` (1: right magnitude, < 1: under-estimated)."""
+    p, t = predicted - predicted.mean(), true - true.mean()
+    return float((p * t).sum() / (t * t).sum().clamp(min=1e-12))
+
+
 @torch.no_grad()
 def evaluate(model, dataset, meta, device) -> dict[str, float]:
     """Depth metrics, view correlations and failure-mode indicators on the synthetic test set."""
@@ -57,6 +63,7 @@ def evaluate(model, dataset, meta, device) -> dict[str, float]:
         "side": float(torch.cat(sides).nanmean()) * 100,
         "mad": float(torch.cat(mads).nanmean()),
         "yaw_corr": pearson(views[:, 1].double(), true[:, 1]),
+        "yaw_slope": slope(views[:, 1].double(), true[:, 1]),
         "pitch_corr": pearson(views[:, 0].double(), true[:, 0]),
         "tx_vs_yaw": pearson(views[:, 3].double(), true[:, 1]),
         "depth_corr": float(corrs_t.mean()),
@@ -72,7 +79,9 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--set", dest="overrides", nargs="*", default=[])
     parser.add_argument("--minutes", type=float, default=20.0)
-    parser.add_argument("--iterations", type=int, default=None, help="stop after this many iterations too")
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="stop after this many iterations too (and schedule lr over them)"
+    )
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -82,7 +91,7 @@ def main() -> None:
         parse_overrides(args.overrides),
         {
             "data": {"train_dir": str(args.data / "train"), "val_fraction": 0.0},
-            "train": {"device": args.device, "validate_every": 10**9, "iterations": 10**9},
+            "train": {"device": args.device, "validate_every": 10**9, "iterations": args.iterations or 10**9},
         },
     )
     dataset = PairedDepthDataset(args.data / "test", config.model.image_size)
@@ -101,7 +110,21 @@ def main() -> None:
         f"device {trainer.device}, threads {torch.get_num_threads()}, "
         f"params {sum(p.numel() for p in trainer.model.parameters()) / 1e6:.2f} M"
     )
-    header = ["iter", "min", "it/s", "loss", "SIDE", "MAD", "yaw_r", "pitch_r", "tx~yaw", "d_corr", "hollow", "relief"]
+    header = [
+        "iter",
+        "min",
+        "it/s",
+        "loss",
+        "SIDE",
+        "MAD",
+        "yaw_r",
+        "yaw_k",
+        "pitch_r",
+        "tx~yaw",
+        "d_corr",
+        "hollow",
+        "relief",
+    ]
     print(" ".join(f"{h:>7}" for h in header))
     start = time.monotonic()
     deadline = start + args.minutes * 60
@@ -124,6 +147,7 @@ def main() -> None:
             row["side"],
             row["mad"],
             row["yaw_corr"],
+            row["yaw_slope"],
             row["pitch_corr"],
             row["tx_vs_yaw"],
             row["depth_corr"],

@@ -5,7 +5,7 @@ import torch
 
 from unsup3d.config import ModelConfig
 from unsup3d.losses import Objective
-from unsup3d.model import PhotoGeometricAutoencoder, gaussian_blur
+from unsup3d.model import PhotoGeometricAutoencoder, ellipsoid_depth, gaussian_blur
 
 SMALL = dict(depth_nf=8, albedo_nf=8, encoder_nf=8, conf_nf=8, autoencoder_zdim=16, conf_zdim=16, perceptual="none")
 
@@ -93,3 +93,18 @@ def test_without_flip_matches_the_first_half():
     assert single.recon_depth.shape == (2, 64, 64) and single.recon_image.shape == (2, 3, 64, 64)
     torch.testing.assert_close(single.recon_depth, both.recon_depth[:2])
     torch.testing.assert_close(single.canon_image, both.canon_image[:2])
+
+
+def test_ellipsoid_prior_is_a_convex_cap_inside_the_depth_range():
+    config = ModelConfig(min_depth=0.9, max_depth=1.1)
+    prior = ellipsoid_depth(config, relief=0.06)
+    assert prior.shape == (64, 64)
+    border = config.resolved_border_depth
+    assert prior[0, 0] == pytest.approx(border) and prior[32, 1] == pytest.approx(border)  # outside the ellipse
+    centre = prior[31:33, 31:33]
+    assert torch.allclose(centre, torch.full_like(centre, border - 0.06), atol=2e-4)  # apex ≈ border − relief
+    assert torch.equal(prior, prior.flip(-1))  # symmetric, as a canonical shape should be
+    row = prior[32, 8:33]
+    assert (row[1:] <= row[:-1] + 1e-7).all()  # rises monotonically towards the apex
+    narrow = ellipsoid_depth(ModelConfig(min_depth=0.97, max_depth=1.03), relief=0.06)
+    assert narrow.min() == pytest.approx(1.0 - 0.95 * 0.03)  # clamped where tanh cannot reach

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 PERCEPTUAL_CHOICES = ("efficientnet_lite0", "vgg16", "none")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class ConfigError(ValueError):
@@ -96,6 +97,13 @@ class TrainConfig:
 
     batch_size: int = 64
     lr: float = 1e-4  # Adam learning rate
+    lr_schedule: str = "constant"  # "constant", or "cosine": lr decays to lr·lr_final_ratio at `iterations`
+    lr_final_ratio: float = 0.05  # cosine schedule's final fraction of lr
+    lr_warmup: int = 0  # iterations of linear warm-up from 0 to lr (either schedule)
+    # The first N iterations fit the canonical depth to a convex ellipsoid (depth network only), see
+    # unsup3d.model.ellipsoid_depth; the photometric training starts from that shape. 0: off (as the paper).
+    depth_prior_iterations: int = 0
+    depth_prior_relief: float = 0.06  # the ellipsoid's apex in front of the border depth
     weight_decay: float = 5e-4  # coupled L2, as the original's Adam
     iterations: int = 60000  # total optimiser steps
     max_minutes: float | None = None  # stop (and checkpoint) after this wall time
@@ -113,6 +121,16 @@ class TrainConfig:
         _check(self.batch_size > 0, "train.batch_size", self.batch_size, "> 0")
         _check(self.lr > 0, "train.lr", self.lr, "> 0")
         _check(self.iterations > 0, "train.iterations", self.iterations, "> 0")
+        _check(self.lr_schedule in LR_SCHEDULES, "train.lr_schedule", self.lr_schedule, ", ".join(LR_SCHEDULES))
+        _check(0 <= self.lr_final_ratio <= 1, "train.lr_final_ratio", self.lr_final_ratio, "in [0, 1]")
+        _check(0 <= self.lr_warmup < self.iterations, "train.lr_warmup", self.lr_warmup, ">= 0 and < train.iterations")
+        _check(
+            0 <= self.depth_prior_iterations < self.iterations,
+            "train.depth_prior_iterations",
+            self.depth_prior_iterations,
+            ">= 0 and < train.iterations",
+        )
+        _check(self.depth_prior_relief > 0, "train.depth_prior_relief", self.depth_prior_relief, "> 0")
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", self.device, "auto, cpu, cuda")
         _check(self.checkpoint_every > 0, "train.checkpoint_every", self.checkpoint_every, "> 0")
         _check(self.keep_checkpoints > 0, "train.keep_checkpoints", self.keep_checkpoints, "> 0")

@@ -37,6 +37,29 @@ def scale_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return (1 + x) / 2 * high + (1 - x) / 2 * low
 
 
+def ellipsoid_depth(config: ModelConfig, relief: float, axes: tuple[float, float] = (0.8, 0.95)) -> torch.Tensor:
+    """A convex ellipsoidal cap in the canonical frame: the depth prior of ``train.depth_prior_iterations``.
+
+    With image coordinates ``x, y`` in [-1, 1] (pixel centres, column and row) and ``r² = (x/a)² + (y/b)²``,
+    the depth is ``border − relief·sqrt(1 − r²)`` inside the ellipse and the border depth outside, kept inside
+    the middle 95 % of the model's depth range (which tanh reaches).
+
+    Args:
+        config: the model's configuration (image size, depth range, border depth).
+        relief: depth of the cap's apex in front of the border depth.
+        axes: the ellipse's half width and half height as fractions of the image's.
+    Returns:
+        (S, S) depth.
+    """
+    size = config.image_size
+    coords = torch.linspace(-1.0, 1.0, size)
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    inside = (1 - (x / axes[0]) ** 2 - (y / axes[1]) ** 2).clamp(min=0.0)
+    depth = config.resolved_border_depth - relief * inside.sqrt()
+    mid, half = (config.max_depth + config.min_depth) / 2, (config.max_depth - config.min_depth) / 2
+    return depth.clamp(mid - 0.95 * half, mid + 0.95 * half)
+
+
 @dataclass
 class Prediction:
     """Everything the model predicts for a batch of B images of size S.

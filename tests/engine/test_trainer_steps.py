@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from unsup3d.config import build_config
-from unsup3d.engine.trainer import EpochBatchSampler, Trainer
+from unsup3d.engine.trainer import EpochBatchSampler, Trainer, learning_rate
 
 TINY = {"depth_nf": 8, "albedo_nf": 8, "encoder_nf": 8, "conf_nf": 8, "autoencoder_zdim": 16, "conf_zdim": 16}
 
@@ -42,3 +42,30 @@ def test_epoch_sampler_resumes_mid_epoch():
     assert [next(resumed) for _ in range(3)] == expected[4:]
     assert all(len(batch) == 3 for batch in expected)
     assert sorted(sum(expected[:3], [])) == sorted(set(sum(expected[:3], [])))  # no repeats within an epoch
+
+
+def test_train_step_uses_the_scheduled_learning_rate(trainer):
+    trainer.config.train.lr_schedule = "cosine"
+    trainer.config.train.lr_warmup = 10
+    for iteration in (0, 5, 30):
+        trainer.iteration = iteration
+        terms = trainer.train_step(torch.rand(4, 3, 64, 64))
+        expected = learning_rate(trainer.config.train, iteration)
+        assert terms["lr"] == pytest.approx(expected)
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+    assert learning_rate(trainer.config.train, 5) < trainer.config.train.lr
+
+
+def test_depth_prior_iterations_train_only_the_depth_network_towards_the_ellipsoid(trainer):
+    trainer.config.train.depth_prior_iterations = 30
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    images = torch.rand(4, 3, 64, 64)
+    first = trainer.train_step(images)
+    assert set(first) == {"total", "depth_prior", "lr"}
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, before[key]) != key.startswith("depth_net."), key
+    for trainer.iteration in range(1, 30):
+        last = trainer.train_step(images)
+    assert last["depth_prior"] < 0.5 * first["depth_prior"]
+    trainer.iteration = 30  # the photometric objective takes over
+    assert "photo" in "".join(trainer.train_step(images))

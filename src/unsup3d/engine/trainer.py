@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import time
 from pathlib import Path
@@ -17,12 +18,12 @@ import yaml
 from torch.utils.data import DataLoader, Subset
 
 from unsup3d.checkpoint import load_latest, save_checkpoint
-from unsup3d.config import Config
+from unsup3d.config import Config, TrainConfig
 from unsup3d.data import ImageFolderDataset, PairedDepthDataset
 from unsup3d.engine.writer import RunWriter
 from unsup3d.evaluation import evaluate_depth
 from unsup3d.losses import Objective
-from unsup3d.model import PhotoGeometricAutoencoder, Prediction
+from unsup3d.model import PhotoGeometricAutoencoder, Prediction, ellipsoid_depth, to_signed
 from unsup3d.nets import build_perceptual
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image
 
@@ -65,6 +66,20 @@ class EpochBatchSampler:
             step = (epoch + 1) * self.per_epoch
 
 
+def learning_rate(tc: TrainConfig, iteration: int) -> float:
+    """The learning rate of step ``iteration`` (a pure function of it, so resuming is exact).
+
+    Linear warm-up over ``lr_warmup`` steps, then constant or a cosine decay from ``lr`` at the end of the warm-up
+    to ``lr · lr_final_ratio`` at ``iterations``.
+    """
+    if iteration < tc.lr_warmup:
+        return tc.lr * (iteration + 1) / tc.lr_warmup
+    if tc.lr_schedule == "constant":
+        return tc.lr
+    progress = min((iteration - tc.lr_warmup) / (tc.iterations - tc.lr_warmup), 1.0)
+    return tc.lr * (tc.lr_final_ratio + (1 - tc.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 class Trainer:
     """Trains the photo-geometric autoencoder on ``config.data.train_dir``, writing into ``run_dir``."""
 
@@ -94,6 +109,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         self._stop_signal: str | None = None
+        self._prior: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ data
     def _datasets(self):
@@ -179,10 +195,14 @@ class Trainer:
     def train_step(self, images: torch.Tensor) -> dict[str, float] | None:
         """One optimiser step on (B, 3, S, S) images; None (step skipped) if the loss or gradients are not finite."""
         self.model.train()
-        pred = self.model(images)
-        terms = self.objective(pred, images, self.iteration)
+        if self.iteration < self.config.train.depth_prior_iterations:
+            terms = self.prior_terms(images)
+        else:
+            terms = self.objective(self.model(images), images, self.iteration)
         total = terms["total"]
         self.optimizer.zero_grad(set_to_none=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config.train, self.iteration)
         if not torch.isfinite(total):
             log.warning("non-finite loss at iteration %d: step skipped", self.iteration)
             return None
@@ -193,7 +213,16 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.step()
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return {**{k: float(v.detach()) for k, v in terms.items()}, "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def prior_terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss of the depth-prior iterations: mean squared distance (in cm²) of the canonical depth of
+        (B, 3, S, S) images to the ellipsoid (:func:`unsup3d.model.ellipsoid_depth`)."""
+        if self._prior is None:
+            self._prior = ellipsoid_depth(self.config.model, self.config.train.depth_prior_relief).to(self.device)
+        _, depth = self.model.predict_depth(to_signed(images))
+        error = ((depth - self._prior) * 100) ** 2
+        return {"total": error.mean(), "depth_prior": error.mean()}
 
     def _book(self, writer: RunWriter, terms: dict[str, float], bar) -> None:
         tc = self.config.train
