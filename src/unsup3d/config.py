@@ -123,13 +123,8 @@ class TrainConfig:
         _check(self.iterations > 0, "train.iterations", self.iterations, "> 0")
         _check(self.lr_schedule in LR_SCHEDULES, "train.lr_schedule", self.lr_schedule, ", ".join(LR_SCHEDULES))
         _check(0 <= self.lr_final_ratio <= 1, "train.lr_final_ratio", self.lr_final_ratio, "in [0, 1]")
-        _check(0 <= self.lr_warmup < self.iterations, "train.lr_warmup", self.lr_warmup, ">= 0 and < train.iterations")
-        _check(
-            0 <= self.depth_prior_iterations < self.iterations,
-            "train.depth_prior_iterations",
-            self.depth_prior_iterations,
-            ">= 0 and < train.iterations",
-        )
+        _check(self.lr_warmup >= 0, "train.lr_warmup", self.lr_warmup, ">= 0")
+        _check(self.depth_prior_iterations >= 0, "train.depth_prior_iterations", self.depth_prior_iterations, ">= 0")
         _check(self.depth_prior_relief > 0, "train.depth_prior_relief", self.depth_prior_relief, "> 0")
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", self.device, "auto, cpu, cuda")
         _check(self.checkpoint_every > 0, "train.checkpoint_every", self.checkpoint_every, "> 0")

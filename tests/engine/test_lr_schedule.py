@@ -21,6 +21,12 @@ def test_cosine_decays_from_lr_to_the_final_ratio():
     assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
 
 
+def test_warmup_longer_than_the_run_is_only_warm_up():
+    tc = TrainConfig(lr=1e-3, iterations=10, lr_schedule="cosine", lr_warmup=20)
+    assert learning_rate(tc, 9) == pytest.approx(5e-4)
+    assert learning_rate(tc, 25) == pytest.approx(1e-3 * 0.05)
+
+
 def test_warmup_rises_linearly_then_the_cosine_starts_at_lr():
     tc = TrainConfig(lr=2e-4, iterations=300, lr_schedule="cosine", lr_warmup=100, lr_final_ratio=0.0)
     assert learning_rate(tc, 0) == pytest.approx(2e-6)
@@ -33,7 +39,7 @@ def test_warmup_rises_linearly_then_the_cosine_starts_at_lr():
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("lr_schedule", "linear"), ("lr_final_ratio", 1.5), ("lr_warmup", -1), ("lr_warmup", 4000)],
+    [("lr_schedule", "linear"), ("lr_final_ratio", 1.5), ("lr_warmup", -1), ("depth_prior_iterations", -1)],
 )
 def test_bad_schedule_settings_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"train.{key}"):

@@ -76,7 +76,7 @@ def learning_rate(tc: TrainConfig, iteration: int) -> float:
         return tc.lr * (iteration + 1) / tc.lr_warmup
     if tc.lr_schedule == "constant":
         return tc.lr
-    progress = min((iteration - tc.lr_warmup) / (tc.iterations - tc.lr_warmup), 1.0)
+    progress = min((iteration - tc.lr_warmup) / max(tc.iterations - tc.lr_warmup, 1), 1.0)
     return tc.lr * (tc.lr_final_ratio + (1 - tc.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -110,6 +110,12 @@ class Trainer:
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         self._stop_signal: str | None = None
         self._prior: torch.Tensor | None = None
+        if tc.depth_prior_iterations >= tc.iterations:
+            log.warning(
+                "train.depth_prior_iterations (%d) >= train.iterations (%d): the run only fits the depth prior",
+                tc.depth_prior_iterations,
+                tc.iterations,
+            )
 
     # ------------------------------------------------------------------ data
     def _datasets(self):
