@@ -1,8 +1,9 @@
 """Supervised reference: the same depth network trained on ground-truth depth, for the same time budget.
 
 The unsupervised model predicts a canonical depth and a view; here the preset's depth network (same widths,
-same output range ``mid + half·tanh(raw − mean raw)``) is trained to predict the input-view depth directly
-from paired synthetic images, minimising ``SIDE² + λ·(1 − cos)`` of the normals inside the ground-truth mask.
+same output range ``mid + half·tanh(raw − mean raw)``, batch and peak learning rate, decayed by a cosine) is
+trained to predict the input-view depth directly from paired synthetic images, minimising
+``SIDE² + λ·(1 − cos)`` of the normals inside the ground-truth mask.
 Its test SIDE/MAD bound what the architecture can reach in the budget. Paired training data come from
 ``unsup3d synth`` with a different seed (its ``test/`` split holds images and depth):
 
@@ -13,8 +14,8 @@ Its test SIDE/MAD bound what the architecture can reach in the budget. Paired tr
 from __future__ import annotations
 
 import argparse
-import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 
 from unsup3d.config import build_config, load_preset, parse_overrides
 from unsup3d.data import PairedDepthDataset
+from unsup3d.engine.trainer import learning_rate
 from unsup3d.geometry import normals_from_depth
 from unsup3d.metrics import depth_metrics, erode_mask
 from unsup3d.model import scale_range
@@ -83,6 +85,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = build_config(load_preset(args.preset), parse_overrides(args.overrides))
+    schedule = replace(config.train, lr_schedule="cosine", lr_warmup=0, iterations=args.iterations)
     mc, tc = config.model, config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -102,9 +105,8 @@ def main() -> None:
         flip = torch.rand(tc.batch_size, generator=generator) < 0.5
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         gt = torch.where(flip[:, None, None], gt.flip(-1), gt)
-        progress = iteration / args.iterations
         for group in optimizer.param_groups:
-            group["lr"] = tc.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+            group["lr"] = learning_rate(schedule, iteration)
         side2, normal = loss_terms(predict(net, images, mc.min_depth, mc.max_depth), gt, mc.fov)
         loss = side2 * 1e4 + args.normal_weight * normal * 10
         optimizer.zero_grad(set_to_none=True)
