@@ -16,11 +16,9 @@ import math
 
 import torch
 
-from unsup3d.checkpoint import find_checkpoint
-from unsup3d.config import config_from_dict
 from unsup3d.data.synthetic import render_params, sample_generator, sample_params
+from unsup3d.inference import Reconstructor
 from unsup3d.metrics import depth_metrics
-from unsup3d.model import PhotoGeometricAutoencoder
 from unsup3d.render import render_depth
 
 FAR = (1.1, 1.3)  # two depths given to pixels without a surface: rendered pixels that depend on them are invalid
@@ -83,11 +81,9 @@ def main() -> None:
         "mean shape, no rotation": (mean_shape(canonical), no_rotation),
     }
     if args.checkpoint is not None:
-        _, state = find_checkpoint(args.checkpoint)
-        model = PhotoGeometricAutoencoder(config_from_dict(state["config"]).model)
-        model.load_state_dict(state["model"])
+        model = Reconstructor.from_checkpoint(args.checkpoint, device="cpu").model
         with torch.no_grad():
-            pred = model.eval()(data["image"], with_flip=False)
+            pred = model(data["image"], with_flip=False)
         shape, predicted = pred.canon_depth.double(), pred.view.double()
         rows["model shape, model view"] = (shape, predicted)
         rows["model shape, true view"] = (shape, view)

@@ -25,8 +25,8 @@ from unsup3d.config import build_config, load_preset, parse_overrides
 from unsup3d.data import PairedDepthDataset
 from unsup3d.engine.trainer import learning_rate
 from unsup3d.geometry import normals_from_depth
-from unsup3d.metrics import depth_metrics, erode_mask
-from unsup3d.model import scale_range
+from unsup3d.metrics import depth_metrics, erode_mask, side
+from unsup3d.model import bounded_depth, to_signed
 from unsup3d.nets import EncoderDecoder
 
 
@@ -39,22 +39,16 @@ def load_all(folder: Path, size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def predict(net: EncoderDecoder, images: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
     """(B, 3, S, S) in [0, 1] → (B, S, S) depth in the input view."""
-    raw = net(images * 2 - 1)[:, 0]
-    centred = raw - raw.mean(dim=(1, 2), keepdim=True)
-    return scale_range(torch.tanh(centred), min_depth, max_depth)
+    return bounded_depth(net(to_signed(images))[:, 0], min_depth, max_depth)
 
 
 def loss_terms(depth: torch.Tensor, gt: torch.Tensor, fov: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean SIDE² and mean (1 − cos) of the normals inside the eroded ground-truth mask."""
-    mask = erode_mask(torch.isfinite(gt)).to(depth.dtype)
-    gt = torch.nan_to_num(gt, nan=1.0)
-    count = mask.sum(dim=(1, 2)).clamp(min=1)
-    delta = (depth.log() - gt.log()) * mask
-    mean = delta.sum(dim=(1, 2)) / count
-    side2 = ((delta - mean[:, None, None] * mask) ** 2).sum(dim=(1, 2)) / count
-    cos = (F.normalize(normals_from_depth(depth, fov), dim=-1) * normals_from_depth(gt, fov)).sum(-1)
-    normal = ((1 - cos) * mask).sum(dim=(1, 2)) / count
-    return side2.mean(), normal.mean()
+    inside = erode_mask(torch.isfinite(gt))
+    mask = inside.to(depth.dtype)
+    cos = (F.normalize(normals_from_depth(depth, fov), dim=-1) * normals_from_depth(gt.nan_to_num(1.0), fov)).sum(-1)
+    normal = ((1 - cos) * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp(min=1)
+    return (side(depth, gt, inside) ** 2).mean(), normal.mean()
 
 
 @torch.no_grad()
@@ -114,9 +108,12 @@ def main() -> None:
         optimizer.step()
         iteration += 1
         if iteration % args.eval_every == 0 or iteration == args.iterations or time.monotonic() >= deadline:
-            side, mad = evaluate(net, test_images, test_depth, mc)
+            test_side, test_mad = evaluate(net, test_images, test_depth, mc)
             minutes = (time.monotonic() - start) / 60
-            print(f"{iteration:>7} {minutes:>7.2f} {float(loss.detach()):>7.3f} {side:>7.3f} {mad:>7.2f}", flush=True)
+            print(
+                f"{iteration:>7} {minutes:>7.2f} {float(loss.detach()):>7.3f} {test_side:>7.3f} {test_mad:>7.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,12 @@ def scale_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return (1 + x) / 2 * high + (1 - x) / 2 * low
 
 
+def bounded_depth(raw: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """The depth head's output range: (B, H, W) raw maps → ``mid + half·tanh(raw − mean raw)`` in (low, high),
+    the mean taken per map."""
+    return scale_range(torch.tanh(raw - raw.mean(dim=(1, 2), keepdim=True)), low, high)
+
+
 def ellipsoid_depth(config: ModelConfig, relief: float, axes: tuple[float, float] = (0.8, 0.95)) -> torch.Tensor:
     """A convex ellipsoidal cap in the canonical frame: the depth prior of ``train.depth_prior_iterations``.
 
@@ -159,8 +165,7 @@ class PhotoGeometricAutoencoder(nn.Module):
         raw = self.depth_net(x)[:, 0]  # (B, S, S)
         if cfg.depth_blur > 0:
             raw = gaussian_blur(raw, cfg.depth_blur)
-        centred = raw - raw.mean(dim=(1, 2), keepdim=True)
-        depth = scale_range(torch.tanh(centred), cfg.min_depth, cfg.max_depth)
+        depth = bounded_depth(raw, cfg.min_depth, cfg.max_depth)
         border = torch.zeros_like(depth[:1])
         border[..., :2] = 1.0
         border[..., -2:] = 1.0
