@@ -1,15 +1,19 @@
 """Self-describing, atomically written checkpoints, loaded without executing code.
 
 A checkpoint is a ``torch.save`` dictionary of tensors and plain Python values only (config as a dict), so it
-loads with ``torch.load(weights_only=True)``. Files are written to a temporary name and renamed into place, so a
-killed process never leaves a half-written ``step_*.pt``; a file that fails to load anyway is skipped when
-resuming.
+loads with ``torch.load(weights_only=True)``: loading never runs code from the file. Each ``step_*.pt`` has a
+``step_*.pt.sha256`` beside it holding the SHA-256 of its bytes. Both are written to temporary names, flushed to
+disk and renamed into place (the checksum first), so a killed process never leaves a half-written
+``step_*.pt``; a file whose bytes do not match its checksum, or that fails to load, is reported and skipped when
+resuming. A checkpoint without a checksum file (copied alone) still loads if ``torch.load`` accepts it.
 
 Shared by the engine (writes, resumes) and inference (reads); neither imports the other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import re
@@ -19,41 +23,116 @@ from typing import Any
 
 import torch
 
+from unsup3d.files import OutputError
+
 FORMAT_VERSION = 1
 PATTERN = re.compile(r"^step_(\d{8})\.pt$")
 log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or not an unsup3d checkpoint."""
+    """A checkpoint is missing, unreadable, corrupt or not an unsup3d checkpoint."""
+
+
+class CheckpointWriteError(OutputError):
+    """A checkpoint could not be written (disk full, folder not writable); older checkpoints are intact."""
 
 
 def checkpoint_path(folder: Path, iteration: int) -> Path:
     return Path(folder) / f"step_{iteration:08d}.pt"
 
 
-def save_checkpoint(folder: str | Path, iteration: int, state: dict[str, Any], keep: int) -> Path:
-    """Write ``state`` (plus format version and iteration) atomically as ``folder/step_<iteration>.pt``.
+def checksum_path(path: Path) -> Path:
+    """The file holding the SHA-256 of checkpoint ``path``."""
+    return path.with_name(path.name + ".sha256")
 
-    Keeps the newest ``keep`` checkpoints and deletes older ones. Returns the written path.
+
+def save_checkpoint(folder: str | Path, iteration: int, state: dict[str, Any], keep: int) -> Path:
+    """Write ``state`` (plus format version and iteration) as ``folder/step_<iteration>.pt`` (see
+    :func:`write_checkpoint`), then keep the newest ``keep`` checkpoints and delete older ones.
+
+    Returns:
+        The written path.
+    Raises:
+        CheckpointWriteError: as :func:`write_checkpoint`.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    payload = {"format_version": FORMAT_VERSION, "iteration": iteration, **state}
-    target = checkpoint_path(folder, iteration)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pt", dir=folder)
+    target = write_checkpoint(checkpoint_path(folder, iteration), {"iteration": iteration, **state})
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+        checksum_path(old).unlink(missing_ok=True)
+    return target
+
+
+def write_checkpoint(target: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` plus the format version atomically to ``target``, with its SHA-256 beside it.
+
+    Raises:
+        CheckpointWriteError: the folder cannot be created or written (e.g. no space left); nothing partial is
+            left behind and other files are untouched.
+    """
+    target = Path(target)
+    buffer = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **state}, buffer)
+    data = buffer.getbuffer()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(data).hexdigest()
+        _write_atomic(checksum_path(target), f"{digest}  {target.name}\n".encode())
+        _write_atomic(target, data)
+        _sync_folder(target.parent)
+    except OSError as error:
+        raise CheckpointWriteError(
+            f"cannot write checkpoint {target}: {error.strerror or error}; older checkpoints are intact"
+        ) from error
+    return target
+
+
+def _write_atomic(target: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to a temporary file in ``target``'s folder, flush it to disk and rename it to ``target``."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=target.suffix, dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    for old in list_checkpoints(folder)[:-keep]:
-        old.unlink(missing_ok=True)
-    return target
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush the folder entry so the renames survive a power cut (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def verify_checksum(path: Path) -> None:
+    """Compare ``path``'s bytes with its ``.sha256`` file, if it has one.
+
+    Raises:
+        CheckpointError: the bytes do not match (a truncated or corrupted file).
+    """
+    sidecar = checksum_path(path)
+    if not sidecar.is_file():
+        return
+    fields = sidecar.read_text().split()
+    expected = fields[0] if fields else ""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: its SHA-256 does not match {sidecar.name}")
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
@@ -65,10 +144,16 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``) and check it is one of ours."""
+    """Load a checkpoint safely (``weights_only=True``: no code from the file runs) and check it is one of ours.
+
+    Raises:
+        CheckpointError: missing file, checksum mismatch, a file ``torch.load`` refuses (truncated, not a
+            checkpoint, or pickled objects other than tensors and plain values), or not an unsup3d checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    verify_checksum(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means an unusable file
@@ -88,6 +173,30 @@ def load_latest(folder: str | Path, map_location: str | torch.device = "cpu") ->
             return path, load_checkpoint(path, map_location)
         except CheckpointError as error:
             log.warning("skipping unusable checkpoint: %s", error)
+    return None
+
+
+def resume_point(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
+    """The newest loadable checkpoint in ``folder`` for resuming training, after tidying what a kill left.
+
+    Temporary files of interrupted writes are deleted; newer checkpoints that do not load (corrupt, truncated,
+    wrong checksum) are renamed ``*.corrupt``, kept for inspection but out of the way of later saves and resumes.
+    Returns None if no checkpoint loads.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    for leftover in folder.glob(".tmp_*"):
+        leftover.unlink(missing_ok=True)
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            return path, load_checkpoint(path, map_location)
+        except CheckpointError as error:
+            log.warning("skipping unusable checkpoint (renamed *.corrupt): %s", error)
+            path.rename(path.with_name(path.name + ".corrupt"))
+            checksum = checksum_path(path)
+            if checksum.exists():
+                checksum.rename(checksum.with_name(checksum.name + ".corrupt"))
     return None
 
 

@@ -1,7 +1,8 @@
 """Command line: a thin shell over the library. ``unsup3d {synth,train,evaluate,reconstruct} --help``.
 
 Exit codes: 0 success, 1 unexpected error, 2 bad arguments or configuration, 3 bad data, 4 bad checkpoint,
-130 interrupted. ``--debug`` shows tracebacks.
+5 cannot write the output (folder not writable, disk full), 6 training stopped on non-finite numbers (state
+saved), 130 interrupted. ``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from unsup3d.config import ConfigError
+from unsup3d.files import OutputError
 
 log = logging.getLogger("unsup3d")
 
@@ -34,14 +36,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _exit_code(error: Exception) -> int:
+    """The documented exit code of a failure (see the module docstring)."""
     from unsup3d.checkpoint import CheckpointError
-    from unsup3d.data import ImageLoadError
+    from unsup3d.data import DataError, ImageLoadError
+    from unsup3d.engine.trainer import TrainingError
 
     if isinstance(error, ConfigError):
         return 2
     if isinstance(error, CheckpointError):
         return 4
-    if isinstance(error, ImageLoadError | FileNotFoundError | NotADirectoryError):
+    if isinstance(error, OutputError):
+        return 5
+    if isinstance(error, TrainingError):
+        return 6
+    if isinstance(error, DataError | ImageLoadError | FileNotFoundError | NotADirectoryError):
         return 3
     return 1
 
@@ -54,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_reconstruct(sub)
+    _add_convert(sub)
     return parser
 
 
@@ -146,7 +155,10 @@ def _evaluate(args) -> None:
     print(table)
     output = args.output or Path(reconstructor.checkpoint_path).parent / "eval_scores.json"
     payload = {name: {k: v.tolist() for k, v in scores.items()} for name, scores in results.items()}
-    output.write_text(json.dumps({"table": table.splitlines(), "per_image": payload}))
+    try:
+        output.write_text(json.dumps({"table": table.splitlines(), "per_image": payload}))
+    except OSError as error:
+        raise OutputError(f"cannot write scores to {output}: {error.strerror or error}") from error
     print(f"scores written to {output}")
 
 
@@ -172,6 +184,35 @@ def _reconstruct(args) -> int:
     for path, reason in failed:
         print(f"failed: {path}: {reason}", file=sys.stderr)
     return 3 if failed and not written else 0
+
+
+# ---------------------------------------------------------------------- convert-original
+def _add_convert(sub) -> None:
+    p = sub.add_parser(
+        "convert-original",
+        help="convert a checkpoint of the original code (checkpoint030.pth) without running code from it",
+    )
+    p.add_argument("source", type=Path, help="the original .pth file")
+    p.add_argument("--out", required=True, type=Path, help="unsup3d checkpoint to write (.pt)")
+    p.add_argument("--preset", default="paper", help="model constants it was trained with (default: paper)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. for cats: model.z_translation_range=0.1",
+    )
+    p.set_defaults(func=_convert)
+
+
+def _convert(args) -> None:
+    from unsup3d.config import build_config, load_preset, parse_overrides
+    from unsup3d.inference import convert_original
+
+    config = build_config(load_preset(args.preset), parse_overrides(args.overrides))
+    written = convert_original(args.source, args.out, config)
+    print(f"converted {args.source} to {written}; use it with --checkpoint {written}")
 
 
 if __name__ == "__main__":

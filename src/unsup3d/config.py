@@ -146,6 +146,13 @@ class DataConfig:
 
     def validate(self) -> None:
         _check(0 <= self.val_fraction < 1, "data.val_fraction", self.val_fraction, "[0, 1)")
+        _check(self.eval_limit > 0, "data.eval_limit", self.eval_limit, "> 0")
+        crop = self.crop
+        valid_crop = crop is None or (isinstance(crop, int) and crop > 0)
+        if isinstance(crop, list):
+            valid_crop = len(crop) == 4 and all(isinstance(c, int) and not isinstance(c, bool) for c in crop)
+            valid_crop = valid_crop and min(crop[:2]) >= 0 and min(crop[2:]) > 0
+        _check(valid_crop, "data.crop", crop, "null, a positive int, or [top, left, height, width] ints")
 
 
 @dataclass
@@ -185,7 +192,12 @@ def load_preset(name: str) -> dict[str, Any]:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """The nested override dictionary stored in a YAML file."""
-    data = yaml.safe_load(Path(path).read_text())
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from error
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
     return data or {}
@@ -202,7 +214,12 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}' conflicts with an earlier override of '{part}'")
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override '{item}': the value is not a valid YAML scalar ({error})") from error
     return nested
 
 

@@ -3,8 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
+from unsup3d.checkpoint import list_checkpoints, load_checkpoint
 from unsup3d.config import build_config
-from unsup3d.engine.trainer import EpochBatchSampler, Trainer, learning_rate
+from unsup3d.engine.trainer import MAX_NONFINITE_STEPS, EpochBatchSampler, Trainer, TrainingError, learning_rate
 
 TINY = {"depth_nf": 8, "albedo_nf": 8, "encoder_nf": 8, "conf_nf": 8, "autoencoder_zdim": 16, "conf_zdim": 16}
 
@@ -32,6 +33,28 @@ def test_non_finite_loss_skips_the_step(trainer):
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert trainer.train_step(torch.rand(4, 3, 64, 64)) is not None
+
+
+def test_non_finite_gradient_skips_the_step(trainer):
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    weight = next(trainer.model.view_net.parameters())
+    handle = weight.register_hook(lambda grad: grad * float("inf"))
+    assert trainer.train_step(torch.rand(4, 3, 64, 64)) is None
+    handle.remove()
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all(p.grad is None for p in trainer.model.parameters())
+    assert not trainer.optimizer.state  # Adam's moments were not touched either
+
+
+def test_persistent_non_finite_loss_stops_the_run_with_its_state_saved(trainer, monkeypatch, caplog):
+    trainer.fit(until=2)
+    monkeypatch.setattr(trainer, "objective", lambda *args: {"total": torch.tensor(float("nan"))})
+    with pytest.raises(TrainingError, match=f"non-finite for {MAX_NONFINITE_STEPS} consecutive steps; state saved"):
+        trainer.fit(until=10)
+    assert trainer.iteration == 2
+    assert load_checkpoint(list_checkpoints(trainer.run_dir / "checkpoints")[-1])["iteration"] == 2
+    assert caplog.text.count("non-finite loss at iteration 2: step skipped") == MAX_NONFINITE_STEPS
 
 
 def test_epoch_sampler_resumes_mid_epoch():

@@ -3,6 +3,7 @@
 from unsup3d.data.folder import ImageFolderDataset, make_loader, seed_worker
 from unsup3d.data.images import (
     IMAGE_EXTENSIONS,
+    DataError,
     ImageLoadError,
     find_images,
     load_image,
@@ -15,6 +16,7 @@ from unsup3d.data.paired import PairedDepthDataset
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "DataError",
     "ImageFolderDataset",
     "ImageLoadError",
     "PairedDepthDataset",

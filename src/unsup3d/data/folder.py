@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from unsup3d.data.images import Crop, ImageLoadError, find_images, load_image, resize_square, to_tensor
+from unsup3d.data.images import Crop, DataError, ImageLoadError, find_images, load_image, resize_square, to_tensor
 
 __all__ = ["ImageFolderDataset", "make_loader", "seed_worker"]
 
@@ -58,16 +58,20 @@ class ImageFolderDataset(Dataset):
             raise ImageLoadError(path, str(error)) from error
         return to_tensor(image)
 
-    def scan(self) -> list[tuple[Path, str]]:
+    def scan(self, progress: bool = False) -> list[tuple[Path, str]]:
         """Try every file once; keep the readable ones and record the others.
 
+        Args:
+            progress: show a progress bar (worth it on large folders).
         Returns:
             The files dropped by this scan, as ``(path, reason)``; they are also appended to ``self.skipped``.
         Raises:
-            ValueError: no file under ``root`` is readable.
+            DataError: no file under ``root`` is readable.
         """
+        from tqdm.auto import tqdm
+
         kept, dropped = [], []
-        for index, path in enumerate(self.paths):
+        for index, path in enumerate(tqdm(self.paths, desc="checking images", unit="img", disable=not progress)):
             try:
                 self.load(index)
                 kept.append(path)
@@ -78,7 +82,8 @@ class ImageFolderDataset(Dataset):
             for path, reason in dropped:
                 logger.info("skipped %s: %s", path, reason)
         if not kept:
-            raise ValueError(f"no readable images in {self.root} ({len(dropped)} file(s) failed)")
+            reasons = "; ".join(f"{path.name}: {reason}" for path, reason in dropped[:3])
+            raise DataError(f"no readable images in {self.root} ({len(dropped)} file(s) failed, e.g. {reasons})")
         self.paths = kept
         self.skipped.extend(dropped)
         self._failed.clear()

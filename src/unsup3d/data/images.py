@@ -8,6 +8,7 @@ shrinks, so the resize is antialiased), then a ``(3, H, W)`` float tensor in [0,
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PIL import Image, ImageOps
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "DataError",
     "ImageLoadError",
     "crop_image",
     "find_images",
@@ -30,6 +32,10 @@ __all__ = [
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 """File suffixes taken as images, compared case-insensitively."""
 
+MAX_PIXELS = 64_000_000
+"""Images with more pixels than this are refused before decoding (a decompression bomb, or simply too big to be
+a training photo: 8000 × 8000)."""
+
 BACKGROUND = (255, 255, 255)
 """Colour that transparent pixels are composited onto (white, like a page or a product shot)."""
 
@@ -37,6 +43,10 @@ Crop = int | Sequence[int] | None
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _WIDE_GRAY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used as a whole: no images found, none readable, no image/depth pairs."""
 
 
 class ImageLoadError(OSError):
@@ -60,20 +70,31 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     """Open an image file and decode all of it, in the file's own mode (no EXIF rotation, no conversion).
 
     Raises:
-        ImageLoadError: missing, empty, unreadable, corrupt or truncated file.
+        ImageLoadError: missing, empty, unreadable, not a file, corrupt or truncated, or more than
+            :data:`MAX_PIXELS` pixels (checked from the header, before decoding).
     """
     path = Path(path)
     try:
+        if not path.is_file():
+            reason = "broken symbolic link" if path.is_symlink() else "not a file" if path.exists() else "no such file"
+            raise ImageLoadError(path, reason)
         if path.stat().st_size == 0:
             raise ImageLoadError(path, "file is empty (0 bytes)")
-        with Image.open(path) as image:
+        with warnings.catch_warnings():  # PIL warns about large images; the size check below refuses them
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                too_large = f"image too large: {width}x{height} pixels, more than {MAX_PIXELS}"
+                raise ImageLoadError(path, f"{too_large} (possible decompression bomb)")
             image.load()  # decode now: corrupt and truncated data fail here, not later
             return image.copy()
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as error:
         raise ImageLoadError(path, f"image too large: {error}") from error
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except Exception as error:  # noqa: BLE001 - decoders fail in many ways (struct.error, IndexError...) on bad data
         raise ImageLoadError(path, f"{type(error).__name__}: {error}") from error
 
 
@@ -90,7 +111,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     try:
         image = ImageOps.exif_transpose(image)
         return to_rgb(image)
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError) as error:
+    except Exception as error:  # noqa: BLE001 - bad EXIF or mode data fails in many ways
         raise ImageLoadError(path, f"{type(error).__name__}: {error}") from error
 
 
@@ -135,7 +156,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     Raises:
         FileNotFoundError: ``root`` does not exist.
         NotADirectoryError: ``root`` is not a folder.
-        ValueError: no image files under ``root``.
+        DataError: no image files under ``root``.
     """
     root = Path(root)
     if not root.exists():
@@ -149,7 +170,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
         if Path(name).suffix.lower() in IMAGE_EXTENSIONS
     ]
     if not found:
-        raise ValueError(f"no images found in {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        raise DataError(f"no images found in {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return [Path(folder) / name for folder, name in sorted(found)]
 
 

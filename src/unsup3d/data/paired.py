@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 
 from unsup3d.data.images import (
     Crop,
+    DataError,
     ImageLoadError,
     find_images,
     load_image,
@@ -99,7 +100,7 @@ class PairedDepthDataset(Dataset):
         if self.skipped:
             logger.warning("%d image(s) under %s have no depth file; left out", len(self.skipped), self.image_root)
         if not self.pairs:
-            raise ValueError(f"no image/depth pairs in {self.root}")
+            raise DataError(f"no image/depth pairs in {self.root}")
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -17,11 +17,12 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Subset
 
-from unsup3d.checkpoint import load_latest, save_checkpoint
+from unsup3d.checkpoint import CheckpointError, resume_point, save_checkpoint
 from unsup3d.config import Config, TrainConfig
 from unsup3d.data import ImageFolderDataset, PairedDepthDataset
 from unsup3d.engine.writer import RunWriter
 from unsup3d.evaluation import evaluate_depth
+from unsup3d.files import ensure_writable_folder
 from unsup3d.losses import Objective
 from unsup3d.model import PhotoGeometricAutoencoder, Prediction, ellipsoid_depth, to_signed
 from unsup3d.nets import build_perceptual
@@ -87,7 +88,7 @@ class Trainer:
         if config.data.train_dir is None:
             raise ValueError("data.train_dir is not set: give the folder of training images")
         self.config = config.validate()
-        self.run_dir = Path(run_dir)
+        self.run_dir = ensure_writable_folder(run_dir)
         self.progress = progress
         tc = config.train
         if tc.threads:
@@ -106,7 +107,6 @@ class Trainer:
         self.eval_set = self._eval_set()
         if resume:
             self._resume()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         self._stop_signal: str | None = None
         self._prior: torch.Tensor | None = None
@@ -121,9 +121,17 @@ class Trainer:
     def _datasets(self):
         dc, mc = self.config.data, self.config.model
         full = ImageFolderDataset(dc.train_dir, mc.image_size, dc.crop, hflip=False)
-        skipped = full.scan()
+        skipped = full.scan(progress=self.progress and len(full) >= 1000)
         if skipped:
-            log.warning("%d unreadable training file(s) skipped, e.g. %s: %s", len(skipped), *skipped[0])
+            report = self.run_dir / "skipped_files.txt"
+            report.write_text("".join(f"{path}\t{reason}\n" for path, reason in skipped))
+            log.warning(
+                "%d of %d training file(s) unreadable and skipped (list in %s), e.g. %s: %s",
+                len(skipped),
+                len(full.paths) + len(skipped),
+                report,
+                *skipped[0],
+            )
         if dc.val_dir is not None:
             return full, ImageFolderDataset(dc.val_dir, mc.image_size, dc.crop, hflip=False)
         count = int(len(full) * dc.val_fraction)
@@ -301,13 +309,19 @@ class Trainer:
         return save_checkpoint(self.run_dir / "checkpoints", self.iteration, self.state(), tc.keep_checkpoints)
 
     def _resume(self) -> None:
-        found = load_latest(self.run_dir / "checkpoints", map_location=self.device)
+        found = resume_point(self.run_dir / "checkpoints", map_location=self.device)
         if found is None:
             log.info("no checkpoint in %s: starting from scratch", self.run_dir)
             return
         path, state = found
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"cannot resume from {path}: it was written with a different model or optimiser configuration "
+                f"(see {self.run_dir / 'config.yaml'}); use a new run directory or the same settings. {error}"
+            ) from error
         self.iteration = int(state["iteration"])
         log.info("resumed from %s at iteration %d", path, self.iteration)
 

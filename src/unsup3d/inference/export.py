@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from unsup3d.data.images import ImageLoadError, find_images
+from unsup3d.files import OutputError, ensure_writable_folder
 from unsup3d.inference.mesh import depth_grid_mesh, grid_vertex_normals, write_obj
 from unsup3d.inference.reconstructor import Reconstruction, Reconstructor
 from unsup3d.viz import depth_to_image, normals_to_image
@@ -174,12 +175,17 @@ def reconstruct_to_folder(
     """Reconstruct every input image into ``output/<stem>/`` (see :func:`write_outputs`).
 
     Unreadable inputs are reported, not raised. Returns (number written, [(path, reason), ...] of failures).
+
+    Raises:
+        CheckpointError: no usable checkpoint.
+        OutputError: ``output`` cannot be created or written, checked before any work, or a write fails (disk
+            full).
     """
     from tqdm.auto import tqdm
 
     reconstructor = Reconstructor.from_checkpoint(checkpoint, device=device)
     paths = collect_inputs(inputs)
-    output = Path(output)
+    output = ensure_writable_folder(output)
     stems = _unique_stems(paths)
     written, failed = 0, []
     results = reconstructor.reconstruct_paths(paths, batch_size)
@@ -187,7 +193,10 @@ def reconstruct_to_folder(
         if isinstance(result, ImageLoadError):
             failed.append((path, result.reason))
             continue
-        write_outputs(result, 0, output / stems[path])
+        try:
+            write_outputs(result, 0, output / stems[path])
+        except OSError as error:
+            raise OutputError(f"cannot write {output / stems[path]}: {error.strerror or error}") from error
         written += 1
     return written, failed
 

@@ -153,6 +153,9 @@ def _check_mesh(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, normal
         raise ValueError(f"normals must be ({len(vertices)}, 3), got {np.shape(normals)}")
     if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
         raise ValueError("faces index vertices out of range")
+    for name, values in (("vertices", vertices), ("uvs", uvs), ("normals", normals)):
+        if values is not None and not np.isfinite(np.asarray(values, dtype=np.float64)).all():
+            raise ValueError(f"{name} must be finite")
 
 
 def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,128 @@
+"""Converting the original code's checkpoints (``checkpoint030.pth`` ...) into unsup3d checkpoints, safely.
+
+The original saves ``{'netD', 'netA', 'netL', 'netV'[, 'netC'], 'optimizer*', 'metrics_trace', 'epoch'}`` with
+``torch.save``, where ``metrics_trace`` is a pickled ``unsup3d.meters.MetricsTrace``, so
+``torch.load(weights_only=True)`` refuses the file. Instead of unpickling it freely (which would run whatever a
+malicious file asks for), :func:`load_original` uses a restricted unpickler: it builds tensors, storages and
+plain containers, replaces the metrics trace by an inert placeholder whose state is discarded, and refuses every
+other global with :class:`~unsup3d.checkpoint.CheckpointError`. Our networks keep the original's layer indices,
+so the state dicts load unchanged under the new names.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unsup3d.checkpoint import CheckpointError, write_checkpoint
+from unsup3d.config import Config
+from unsup3d.model import PhotoGeometricAutoencoder
+
+__all__ = ["NETWORK_NAMES", "convert_original", "load_original"]
+
+NETWORK_NAMES = {
+    "netD": "depth_net",
+    "netA": "albedo_net",
+    "netL": "light_net",
+    "netV": "view_net",
+    "netC": "conf_net",
+}
+"""The original checkpoint's network keys and the :class:`PhotoGeometricAutoencoder` attributes they load into."""
+
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch", "Size"),
+}
+_PLACEHOLDER_GLOBALS = {("unsup3d.meters", "MetricsTrace")}
+
+
+class _Discarded:
+    """Stands in for an unpickled object of the original code that conversion does not need."""
+
+    def __setstate__(self, state: Any) -> None:
+        """Drop the state (already unpickled under the same restrictions)."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only tensor-building globals and plain containers."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _PLACEHOLDER_GLOBALS:
+            return _Discarded
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"refusing to load '{module}.{name}': only tensors and plain values are allowed in a checkpoint"
+        )
+
+
+class _RestrictedPickle:
+    """A ``pickle_module`` for ``torch.load`` whose unpickler is :class:`_RestrictedUnpickler`."""
+
+    Unpickler = _RestrictedUnpickler
+    __name__ = "unsup3d_restricted_pickle"
+
+    @staticmethod
+    def load(file, **kwargs) -> Any:
+        return _RestrictedUnpickler(file, **kwargs).load()
+
+
+def load_original(path: str | Path) -> dict[str, Any]:
+    """Read an original unsup3d checkpoint without running code from it.
+
+    Returns:
+        The checkpoint dictionary; ``metrics_trace`` (if present) is an inert placeholder.
+    Raises:
+        CheckpointError: missing or unreadable file, a global outside the allowed set (e.g. a pickle that tries
+            to run a command), or no ``netD``/``netA``/``netL``/``netV`` state dicts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", pickle_module=_RestrictedPickle, weights_only=False)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means an unusable or unsafe file
+        raise CheckpointError(f"cannot read original checkpoint {path}: {error}") from error
+    required = [key for key in ("netD", "netA", "netL", "netV") if key not in state] if isinstance(state, dict) else []
+    if not isinstance(state, dict) or required:
+        raise CheckpointError(f"{path} is not an original unsup3d checkpoint (missing {required or 'a dict'})")
+    return state
+
+
+def convert_original(source: str | Path, target: str | Path, config: Config) -> Path:
+    """Convert an original checkpoint into an unsup3d checkpoint usable by ``Reconstructor.from_checkpoint``.
+
+    Args:
+        source: the original ``.pth`` file.
+        target: the unsup3d checkpoint to write (with its ``.sha256``).
+        config: the configuration to store; ``model.use_conf`` is set from whether the file has ``netC``. The
+            model constants must be those the original was trained with (the ``paper`` preset for CelebA and
+            synthetic faces; ``model.z_translation_range=0.1`` for cats).
+    Raises:
+        CheckpointError: unsafe or unreadable source, or weights that do not fit the configured networks.
+    """
+    state = load_original(source)
+    config.model.use_conf = "netC" in state
+    config.validate()
+    weights = {
+        f"{ours}.{key}": tensor
+        for theirs, ours in NETWORK_NAMES.items()
+        if theirs in state
+        for key, tensor in state[theirs].items()
+    }
+    try:
+        PhotoGeometricAutoencoder(config.model).load_state_dict(weights)
+    except RuntimeError as error:
+        raise CheckpointError(f"{source}: weights do not fit the configured networks: {error}") from error
+    epoch = state.get("epoch")
+    return write_checkpoint(
+        target,
+        {"iteration": 0, "config": config.to_dict(), "model": weights, "source": f"{Path(source).name}, epoch {epoch}"},
+    )
