@@ -108,3 +108,16 @@ def test_ellipsoid_prior_is_a_convex_cap_inside_the_depth_range():
     assert (row[1:] <= row[:-1] + 1e-7).all()  # rises monotonically towards the apex
     narrow = ellipsoid_depth(ModelConfig(min_depth=0.97, max_depth=1.03), relief=0.06)
     assert narrow.min() == pytest.approx(1.0 - 0.95 * 0.03)  # clamped where tanh cannot reach
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_larger_images_train_end_to_end(size):
+    model = small_model(image_size=size)
+    images = torch.rand(1, 3, size, size)
+    pred = model(images)
+    assert pred.recon_image.shape == (2, 3, size, size) and pred.conf_perc.shape == (1, 2, size // 4, size // 4)
+    terms = Objective(model.config, None)(pred, images, 0)
+    terms["total"].backward()
+    assert torch.isfinite(terms["total"])
+    unused = "conf_net.out_net2"  # the perceptual confidence head, unused without a perceptual loss
+    assert all(p.grad is not None for n, p in model.named_parameters() if not n.startswith(unused))

@@ -63,7 +63,7 @@ class ModelConfig:
     depth_blur: float = 0.0  # σ in pixels of a Gaussian low-pass on the raw depth (0: off, as the paper)
 
     def validate(self) -> None:
-        _check(self.image_size == 64, "model.image_size", self.image_size, "64")
+        _check(self.image_size in (64, 128, 256), "model.image_size", self.image_size, "64, 128, 256")
         _check(0 < self.fov < 180, "model.fov", self.fov, "(0, 180)")
         _check(0 < self.min_depth < self.max_depth, "model.max_depth", self.max_depth, "> model.min_depth > 0")
         _check(self.perceptual in PERCEPTUAL_CHOICES, "model.perceptual", self.perceptual, str(PERCEPTUAL_CHOICES))

@@ -201,7 +201,19 @@ def test_float64_and_gradients():
 # --- argument checks --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [32, 128, 256])
+@pytest.mark.parametrize("size", [128, 256])
+def test_larger_image_sizes_keep_the_output_layout(size):
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    assert Encoder(3, 4, 8, image_size=size)(x).shape == (2, 4)
+    assert EncoderDecoder(3, 1, 32, 8, image_size=size)(x).shape == (2, 1, size, size)
+    maps = ConfidenceNet(3, 32, 8, image_size=size)(x)
+    assert maps.photometric.shape == (2, 2, size, size) and maps.perceptual.shape == (2, 2, size // 4, size // 4)
+    stages = {128: 5, 256: 6}[size]  # one more stride-2 stage per doubling
+    convs = [m for m in Encoder(3, 4, 8, image_size=size).network if isinstance(m, torch.nn.Conv2d)]
+    assert sum(m.stride == (2, 2) for m in convs) == stages
+
+
+@pytest.mark.parametrize("size", [32, 96, 512])
 def test_unsupported_image_size_raises(size):
     for make in (
         lambda: Encoder(3, 4, 8, image_size=size),

@@ -17,7 +17,7 @@ from .encoder import DOWN_STAGES, check_image_size, check_images
 
 # Channel multipliers (of ``nf``) of the decoder's upsampling stages from 4x4, each a transposed conv
 # (x2) then a 3x3 conv; a final nearest x2 upsampling reaches the image size. One entry per image size.
-UP_STAGES: dict[int, tuple[int, ...]] = {64: (4, 2, 1)}
+UP_STAGES: dict[int, tuple[int, ...]] = {64: (4, 2, 1), 128: (8, 4, 2, 1), 256: (8, 8, 4, 2, 1)}
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -90,7 +90,7 @@ class EncoderDecoder(nn.Module):
         nf: width (channels of the first stage).
         activation: optional final activation, a module class such as ``nn.Tanh`` (albedo) or ``None``
             (raw depth).
-        image_size: input height and width; only 64 is supported.
+        image_size: input height and width: 64, 128 or 256.
 
     Shapes:
         forward: ``(B, cin, S, S)`` -> ``(B, cout, S, S)``.

@@ -16,7 +16,7 @@ from .autoencoder import encoder_layers, up_conv
 from .encoder import DOWN_STAGES, check_image_size, check_images
 
 # Channel multipliers (of ``nf``) of the trunk's x2 stages from 4x4 to S/4 (the perceptual resolution).
-TRUNK_UP_STAGES: dict[int, tuple[int, ...]] = {64: (4, 2)}
+TRUNK_UP_STAGES: dict[int, tuple[int, ...]] = {64: (4, 2), 128: (8, 4, 2), 256: (8, 8, 4, 2)}
 
 
 class ConfidenceMaps(NamedTuple):
@@ -40,7 +40,7 @@ class ConfidenceNet(nn.Module):
         cin: input channels.
         zdim: size of the bottleneck code.
         nf: width (channels of the first stage).
-        image_size: input height and width; only 64 is supported.
+        image_size: input height and width: 64, 128 or 256.
 
     Shapes:
         forward: ``(B, cin, S, S)`` -> ``ConfidenceMaps((B, 2, S, S), (B, 2, S/4, S/4))``.

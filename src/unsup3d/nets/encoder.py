@@ -9,10 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Channel multipliers (of ``nf``) of the stride-2 stages that take an image of each size down to 4x4.
-# A new image size is supported by adding its schedule here (and in ``autoencoder._UP_STAGES``); only 64 is
-# implemented, and its layer indices match the original's checkpoints.
-DOWN_STAGES: dict[int, tuple[int, ...]] = {64: (1, 2, 4, 8)}
+# Channel multipliers (of ``nf``) of the stride-2 stages that take an image of each size down to 4x4: one more
+# stage per doubling, the width capped at 8nf. A new size is supported by adding its schedule here and in
+# ``autoencoder.UP_STAGES`` and ``confidence.TRUNK_UP_STAGES``. At 64 the layer indices match the original's
+# checkpoints.
+DOWN_STAGES: dict[int, tuple[int, ...]] = {64: (1, 2, 4, 8), 128: (1, 2, 4, 8, 8), 256: (1, 2, 4, 8, 8, 8)}
 SUPPORTED_IMAGE_SIZES: tuple[int, ...] = tuple(sorted(DOWN_STAGES))
 
 
@@ -39,14 +40,15 @@ def check_images(images: torch.Tensor, channels: int, image_size: int, name: str
 class Encoder(nn.Module):
     """Convolutional encoder from an image to a vector in (-1, 1) (the original's ``netL`` / ``netV``).
 
-    Stride-2 4x4 convs with ReLU take 64 -> 32 -> 16 -> 8 -> 4 with ``nf, 2nf, 4nf, 8nf`` channels; a 4x4
-    valid conv (4 -> 1, ``8nf`` channels) with ReLU, a 1x1 conv to ``cout`` and Tanh follow. No biases.
+    Stride-2 4x4 convs with ReLU take 64 -> 32 -> 16 -> 8 -> 4 with ``nf, 2nf, 4nf, 8nf`` channels (larger
+    images get one more ``8nf`` stage per doubling); a 4x4 valid conv (4 -> 1, ``8nf`` channels) with ReLU, a
+    1x1 conv to ``cout`` and Tanh follow. No biases.
 
     Args:
         cin: input channels.
         cout: output size.
         nf: width (channels of the first stage).
-        image_size: input height and width; only 64 is supported.
+        image_size: input height and width: 64, 128 or 256.
 
     Shapes:
         forward: ``(B, cin, S, S)`` -> ``(B, cout)``, values in (-1, 1).
