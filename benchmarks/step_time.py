@@ -1,29 +1,60 @@
-"""Time one training step per preset, split into networks, renderer, perceptual network and optimiser, and
-the reconstruction throughput. CPU by default; ``--device cuda`` on a GPU.
+"""Training-step profile: time per step for each preset and image size, split into networks, renderer stages
+(rasterize, interpolate, warp, shading), perceptual network, loss and optimiser; the FLOPs of the step counted
+by ``torch.utils.flop_counter``; this machine's measured matmul and convolution throughput; the achieved FLOP/s
+as a fraction of it; and peak memory. CPU by default; ``--device cuda`` on a GPU.
 
-    python benchmarks/step_time.py --presets paper cpu --batch-size 64 --repeats 3
+    python benchmarks/step_time.py --presets paper cpu --sizes 64 --batch-size 64
+    python benchmarks/step_time.py --presets cpu --sizes 64 128 256 --batch-size 16
 
-The split runs each stage's forward and backward separately (the renderer: rasterize + interpolate + warp +
-shading + normals on both halves of the batch; perceptual: the frozen feature network on 3B images with the
-gradient to its input). ``paper`` uses VGG16 (random weights stand in for ImageNet's: same cost).
+Each (preset, size) runs in a fresh process, so its peak memory is its own: the peak resident set on CPU
+(including the ~0.3 GB of the interpreter and libraries), the peak allocated tensor memory on CUDA. Stages are
+timed separately (forward and backward, the medians of ``--repeats`` runs after a warm-up), so they do not add up
+to the step exactly. ``paper`` uses VGG16 with random weights, the cost of ImageNet's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import resource
+import subprocess
+import sys
 import time
 
 import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from unsup3d.config import build_config, load_preset
-from unsup3d.geometry import normals_from_depth
+from unsup3d.geometry import depth_to_points, normals_from_depth, project, transform_points
 from unsup3d.losses import Objective
 from unsup3d.model import PhotoGeometricAutoencoder
 from unsup3d.nets import EfficientNetLite0Stride4, VGG16Relu33
-from unsup3d.render import diffuse_shading, lambertian
+from unsup3d.render import (
+    diffuse_shading,
+    grid_faces,
+    interpolate_depth,
+    inverse_warp_grid,
+    lambertian,
+    rasterize,
+    sample_canonical,
+)
+
+COLUMNS = [
+    ("step", "step s"),
+    ("networks", "nets"),
+    ("rasterize", "raster"),
+    ("interpolate", "interp"),
+    ("warp", "warp"),
+    ("shading", "shading"),
+    ("perceptual", "percept"),
+    ("loss", "loss"),
+    ("optimiser", "optim"),
+]
 
 
-def timed(fn, device, repeats: int) -> float:
+def timed(fn, device: torch.device, repeats: int) -> float:
     """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up."""
     fn()
     times = []
@@ -38,6 +69,19 @@ def timed(fn, device, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def machine_peak(device: torch.device, repeats: int) -> dict[str, float]:
+    """Measured float32 FLOP/s of a large matmul and of a 3x3 convolution (forward) on ``device``."""
+    n = 4096 if device.type == "cuda" else 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    matmul = 2 * n**3 / timed(lambda: a @ b, device, repeats)
+    batch = 256 if device.type == "cuda" else 32
+    x = torch.randn(batch, 128, 32, 32, device=device)
+    w = torch.randn(128, 128, 3, 3, device=device)
+    conv_flops = 2 * batch * 128 * 128 * 9 * 32 * 32
+    conv = conv_flops / timed(lambda: F.conv2d(x, w, padding=1), device, repeats)
+    return {"matmul": matmul, "conv": conv}
+
+
 def perceptual_net(name: str):
     if name == "vgg16":
         return VGG16Relu33()
@@ -46,97 +90,134 @@ def perceptual_net(name: str):
     return None
 
 
-def step_breakdown(preset: str, batch: int, device, repeats: int) -> dict[str, float]:
-    config = build_config(load_preset(preset))
+def leaf(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.detach().clone().requires_grad_(tensor.is_floating_point())
+
+
+def profile(preset: str, size: int, batch: int, device: torch.device, repeats: int) -> dict[str, float]:
+    """Times (s), FLOPs and peak memory of one training step of ``preset`` at ``size`` × ``size``."""
+    config = build_config(load_preset(preset), {"model": {"image_size": size}})
     torch.manual_seed(0)
     model = PhotoGeometricAutoencoder(config.model).to(device)
     perceptual = perceptual_net(config.model.perceptual)
-    objective = Objective(config.model, perceptual.to(device) if perceptual is not None else None).to(device)
+    perceptual = perceptual.to(device) if perceptual is not None else None
+    objective = Objective(config.model, perceptual).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=5e-4)
-    images = torch.rand(batch, 3, 64, 64, device=device)
+    images = torch.rand(batch, 3, size, size, device=device)
 
-    def full_step():
-        pred = model(images)
-        loss = objective(pred, images)["total"]
+    def step():
+        loss = objective(model(images), images)["total"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
+    result = {"step": timed(step, device, repeats)}
+    with FlopCounterMode(display=False) as counter:
+        step()
+    result["flops"] = float(counter.get_total_flops())
+    result.update(stage_times(model, objective, perceptual, images, device, repeats))
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    result["optimiser"] = timed(optimizer.step, device, repeats)
+    if device.type == "cuda":
+        result["peak_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+    else:
+        result["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+    return result
+
+
+def stage_times(model, objective, perceptual, images, device, repeats) -> dict[str, float]:
+    """Forward + backward times of the step's stages, each on inputs detached from the others."""
+    cfg = model.config
     x = images * 2 - 1
     nets = [model.depth_net, model.albedo_net, model.light_net, model.view_net]
     nets += [model.conf_net] if model.conf_net is not None else []
 
     def networks():
         outputs = [net(x) for net in nets]
-        total = sum(o.float().mean() for out in outputs for o in (out if isinstance(out, tuple) else (out,)))
-        total.backward()
+        sum(o.float().mean() for out in outputs for o in (out if isinstance(out, tuple) else (out,))).backward()
 
     with torch.no_grad():
         pred = model(images)
-    depth = pred.canon_depth.detach().clone().requires_grad_(True)
-    albedo = pred.canon_albedo.detach().clone().requires_grad_(True)
-    views = pred.view.detach().repeat(2, 1).requires_grad_(True)
+    depth, views = leaf(pred.canon_depth), leaf(pred.view.repeat(2, 1))
+    canon_image, recon_depth = leaf(pred.canon_image), leaf(pred.recon_depth)
+    size = depth.shape[-1]
+    faces = grid_faces(size, size, device=device)
+
+    def screen():
+        points = transform_points(depth_to_points(depth, cfg.fov), views)
+        return project(points, size, cfg.fov).reshape(depth.shape[0], size * size, 3)
+
+    with torch.no_grad():
+        fragments = rasterize(screen(), faces, size, size)
     light = pred.light_dir.detach().repeat(2, 1)
     ambient, diffuse = pred.ambient.detach().repeat(2), pred.diffuse.detach().repeat(2)
 
-    def renderer():
-        normal = normals_from_depth(depth, config.model.fov)
-        shading = lambertian(diffuse_shading(normal, light), ambient, diffuse)
-        canon = (albedo / 2 + 0.5) * shading * 2 - 1
-        recon_depth, recon, _ = model.reproject(depth, canon, views)
-        (recon.mean() + recon_depth.mean()).backward()
+    def interpolate():
+        interpolate_depth(screen(), faces, fragments).mean().backward()
 
-    feats_in = torch.rand(3 * batch, 3, 64, 64, device=device, requires_grad=True)
+    def warp():
+        sample_canonical(canon_image, inverse_warp_grid(recon_depth, views, cfg.fov)).mean().backward()
 
-    def perceptual_pass():
-        perceptual(feats_in).mean().backward()
+    def shading():
+        normal = normals_from_depth(depth, cfg.fov)
+        lambertian(diffuse_shading(normal, light), ambient, diffuse).mean().backward()
 
-    for p in model.parameters():
-        p.grad = torch.zeros_like(p)
+    plain = Objective(cfg, None).to(device)
+    detached = dataclasses.replace(pred, **{f.name: leaf(getattr(pred, f.name)) for f in dataclasses.fields(pred)})
+    features_in = torch.rand(3 * images.shape[0], 3, size, size, device=device, requires_grad=True)
+    times = {
+        "networks": timed(networks, device, repeats),
+        "rasterize": timed(lambda: rasterize(screen().detach(), faces, size, size), device, repeats),
+        "interpolate": timed(interpolate, device, repeats),
+        "warp": timed(warp, device, repeats),
+        "shading": timed(shading, device, repeats),
+        "loss": timed(lambda: plain(detached, images)["total"].backward(), device, repeats),
+        "perceptual": 0.0,
+    }
+    if perceptual is not None:
+        times["perceptual"] = timed(lambda: perceptual(features_in).mean().backward(), device, repeats)
+    return times
 
-    def optimiser():
-        optimizer.step()
 
-    result = {"step": timed(full_step, device, repeats), "networks": timed(networks, device, repeats)}
-    result["renderer"] = timed(renderer, device, repeats)
-    result["perceptual"] = timed(perceptual_pass, device, repeats) if perceptual is not None else 0.0
-    result["optimiser"] = timed(optimiser, device, repeats)
-    return result
-
-
-def reconstruction_rate(preset: str, batch: int, device, repeats: int) -> float:
-    config = build_config(load_preset(preset))
-    model = PhotoGeometricAutoencoder(config.model).to(device).eval()
-    images = torch.rand(batch, 3, 64, 64, device=device)
-
-    def forward():
-        with torch.no_grad():
-            model(images, with_flip=False)
-
-    return batch / timed(forward, device, repeats)
+def run_child(args) -> None:
+    device = torch.device(args.device)
+    print(json.dumps(profile(args.child[0], int(args.child[1]), args.batch_size, device, args.repeats)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["paper", "cpu"])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[64])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--child", nargs=2, metavar=("PRESET", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return run_child(args)
     device = torch.device(args.device)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch_size}")
-    print(
-        f"{'preset':<8} {'step s':>8} {'networks':>9} {'renderer':>9} {'perceptual':>11} {'optimiser':>10} "
-        f"{'renderer %':>11} {'recon img/s':>12}"
-    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    peak = machine_peak(device, args.repeats)
+    best = max(peak.values())
+    print(f"device {device} ({name}), torch {torch.__version__}, batch {args.batch_size}")
+    print(f"measured float32 peak: matmul {peak['matmul'] / 1e9:.1f} GFLOP/s, conv {peak['conv'] / 1e9:.1f} GFLOP/s")
+    header = " ".join(f"{label:>8}" for _, label in COLUMNS)
+    tail = f"{'render %':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of peak':>7} {'peak GB':>7}"
+    print(f"{'preset':<7} {'size':>4} {header} {tail}")
     for preset in args.presets:
-        r = step_breakdown(preset, args.batch_size, device, args.repeats)
-        rate = reconstruction_rate(preset, args.batch_size, device, args.repeats)
-        print(
-            f"{preset:<8} {r['step']:>8.3f} {r['networks']:>9.3f} {r['renderer']:>9.3f} {r['perceptual']:>11.3f} "
-            f"{r['optimiser']:>10.3f} {100 * r['renderer'] / r['step']:>10.1f}% {rate:>12.1f}",
-            flush=True,
-        )
+        for size in args.sizes:
+            command = [sys.executable, __file__, "--child", preset, str(size), "--batch-size", str(args.batch_size)]
+            command += ["--repeats", str(args.repeats), "--device", args.device]
+            r = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            render = sum(r[k] for k in ("rasterize", "interpolate", "warp", "shading"))
+            achieved = r["flops"] / r["step"]
+            cells = " ".join(f"{r[key]:>8.3f}" for key, _ in COLUMNS)
+            print(
+                f"{preset:<7} {size:>4} {cells} {100 * render / r['step']:>7.1f}% {r['flops'] / 1e9:>8.1f} "
+                f"{achieved / 1e9:>8.1f} {100 * achieved / best:>6.1f}% {r['peak_gb']:>7.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

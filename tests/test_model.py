@@ -23,7 +23,9 @@ def test_prediction_shapes_and_ranges(batch):
     assert pred.canon_depth.shape == (2 * batch, 64, 64)
     assert pred.recon_image.shape == (2 * batch, 3, 64, 64)
     assert pred.recon_mask.shape == (batch, 64, 64)
-    assert pred.conf_photo.shape == (batch, 2, 64, 64) and pred.conf_perc.shape == (batch, 2, 16, 16)
+    assert pred.conf_photo.shape == (batch, 2, 64, 64) and pred.conf_perc is None  # no perceptual loss
+    with torch.no_grad():
+        assert small_model(perceptual="vgg16")(torch.rand(batch, 3, 64, 64)).conf_perc.shape == (batch, 2, 16, 16)
     assert float(pred.canon_depth.min()) >= 0.9 and float(pred.canon_depth.max()) <= 1.1
     torch.testing.assert_close(pred.canon_depth[..., :2], torch.full_like(pred.canon_depth[..., :2], 1.04))
     torch.testing.assert_close(pred.canon_depth[..., -2:], torch.full_like(pred.canon_depth[..., -2:], 1.04))
@@ -115,7 +117,7 @@ def test_larger_images_train_end_to_end(size):
     model = small_model(image_size=size)
     images = torch.rand(1, 3, size, size)
     pred = model(images)
-    assert pred.recon_image.shape == (2, 3, size, size) and pred.conf_perc.shape == (1, 2, size // 4, size // 4)
+    assert pred.recon_image.shape == (2, 3, size, size) and pred.conf_photo.shape == (1, 2, size, size)
     terms = Objective(model.config, None)(pred, images, 0)
     terms["total"].backward()
     assert torch.isfinite(terms["total"])

@@ -122,12 +122,17 @@ def training_config(args):
 
 
 def _train(args) -> None:
+    from unsup3d.engine.distributed import teardown
     from unsup3d.engine.trainer import Trainer
 
     config = training_config(args)
-    trainer = Trainer(config, args.out, resume=args.resume, progress=not args.no_progress)
-    trainer.fit()
-    print(f"trained to iteration {trainer.iteration}; checkpoints in {args.out / 'checkpoints'}")
+    try:
+        trainer = Trainer(config, args.out, resume=args.resume, progress=not args.no_progress)
+        trainer.fit()
+    finally:
+        teardown()
+    if trainer.job.is_main:
+        print(f"trained to iteration {trainer.iteration}; checkpoints in {args.out / 'checkpoints'}")
 
 
 # ---------------------------------------------------------------------- evaluate

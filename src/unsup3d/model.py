@@ -83,7 +83,7 @@ class Prediction:
     light_dir: torch.Tensor  # (B, 3) unit light direction in the canonical frame
     view: torch.Tensor  # (B, 6) (rx, ry, rz) radians, (tx, ty, tz)
     conf_photo: torch.Tensor | None  # (B, 2, S, S) σ, σ′ for the photometric loss (softplus)
-    conf_perc: torch.Tensor | None  # (B, 2, S/4, S/4) σ, σ′ for the perceptual loss
+    conf_perc: torch.Tensor | None  # (B, 2, S/4, S/4) σ, σ′ for the perceptual loss; None without one
     canon_normal: torch.Tensor  # (2B, S, S, 3)
     canon_shading: torch.Tensor  # (2B, 1, S, S)
     canon_image: torch.Tensor  # (2B, 3, S, S) shaded canonical image in [-1, 1] (not clamped)
@@ -121,7 +121,8 @@ class PhotoGeometricAutoencoder(nn.Module):
         albedo, shading_map = self.predict_albedo(x)
         ambient, diffuse, light_dir = self.predict_light(x)
         view = self.predict_view(x)
-        conf_photo, conf_perc = self.conf_net(x) if self.conf_net is not None else (None, None)
+        uses_perceptual = cfg.perceptual != "none" and cfg.lam_perc > 0
+        conf_photo, conf_perc = self.conf_net(x, uses_perceptual) if self.conf_net is not None else (None, None)
 
         copies = 2 if with_flip else 1
         canon_depth, canon_albedo = depth, albedo

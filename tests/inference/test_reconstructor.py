@@ -16,6 +16,7 @@ from unsup3d.inference import (
     read_obj,
     write_outputs,
 )
+from unsup3d.inference.export import confidence_strip
 from unsup3d.model import PhotoGeometricAutoencoder
 from unsup3d.render import BACKGROUND_DEPTH, render_depth
 
@@ -117,7 +118,6 @@ def test_shapes_and_ranges(reconstructor, batch):
         "canonical_image": (batch, 3, s, s),
         "recon_image": (batch, 3, s, s),
         "confidence": (batch, 2, s, s),
-        "confidence_perceptual": (batch, 2, s // 4, s // 4),
         "view": (batch, 6),
         "ambient": (batch,),
         "diffuse": (batch,),
@@ -127,6 +127,7 @@ def test_shapes_and_ranges(reconstructor, batch):
         value = getattr(rec, name)
         assert value.shape == shape, name
         assert value.device.type == "cpu" and value.dtype == torch.float32, name
+    assert rec.confidence_perceptual is None  # no perceptual loss: its confidence head is not used
     assert len(rec) == batch
     for name in ("image", "albedo", "canonical_image", "recon_image"):
         value = getattr(rec, name)
@@ -184,7 +185,7 @@ def test_write_outputs_writes_every_file(reconstructor, tmp_path):
         with Image.open(out / f"{name}.png") as image:
             assert image.mode == "L" and image.size == (SIZE, SIZE), name
     with Image.open(out / "confidence.png") as image:
-        assert image.size == (4 * SIZE, SIZE)
+        assert image.size == (2 * SIZE, SIZE)  # photometric σ, σ′ only: this model has no perceptual loss
     with Image.open(out / "albedo.png") as image:
         expected = (rec.albedo[1].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
         np.testing.assert_array_equal(np.asarray(image), expected)
@@ -238,3 +239,13 @@ def test_reconstruct_paths_reports_unreadable_files(reconstructor, tmp_path):
         torch.testing.assert_close(result.canonical_depth[0], direct.canonical_depth[k], atol=1e-5, rtol=0)
     with pytest.raises(ImageLoadError):
         reconstructor.load_images([broken])
+
+
+def test_confidence_strip_with_and_without_perceptual_maps():
+    photometric = torch.zeros(2, 8, 8)  # σ = 0: fully confident, 1 / (1 + σ) = 1
+    perceptual = torch.ones(1, 2, 2, 2)  # σ = 1: 0.5
+    strip = confidence_strip(photometric, perceptual)
+    assert strip.shape == (8, 32)
+    torch.testing.assert_close(strip[:, :16], torch.ones(8, 16))
+    torch.testing.assert_close(strip[:, 16:], torch.full((8, 16), 0.5))
+    assert confidence_strip(photometric, None).shape == (8, 16)

@@ -17,9 +17,10 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Subset
 
-from unsup3d.checkpoint import CheckpointError, resume_point, save_checkpoint
+from unsup3d.checkpoint import CheckpointError, load_latest, resume_point, save_checkpoint
 from unsup3d.config import Config, TrainConfig
 from unsup3d.data import ImageFolderDataset, PairedDepthDataset
+from unsup3d.engine import distributed
 from unsup3d.engine.writer import RunWriter
 from unsup3d.evaluation import evaluate_depth
 from unsup3d.files import ensure_writable_folder
@@ -36,26 +37,23 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss stays non-finite); the state was saved first."""
 
 
-def select_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 class EpochBatchSampler:
     """Endless batches of indices: epoch ``e`` is a permutation seeded by ``(seed, e)``; full batches only.
 
     Starting at ``start`` (a global batch count) yields exactly what an uninterrupted run yields from there.
+    With ``world_size`` > 1, rank ``rank`` gets its contiguous slice of each global batch.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int, start: int = 0) -> None:
+    def __init__(
+        self, size: int, batch_size: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         if size < batch_size:
             raise ValueError(f"{size} training images are fewer than one batch of {batch_size}")
+        if batch_size % world_size:
+            raise ValueError(f"train.batch_size {batch_size} must be a multiple of the {world_size} processes")
         self.size, self.batch_size, self.seed, self.start = size, batch_size, seed, start
         self.per_epoch = size // batch_size
+        self.local = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
 
     def __iter__(self):
         step = self.start
@@ -63,7 +61,7 @@ class EpochBatchSampler:
             epoch, position = divmod(step, self.per_epoch)
             order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
             for i in range(position, self.per_epoch):
-                yield order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
+                yield order[i * self.batch_size : (i + 1) * self.batch_size][self.local].tolist()
             step = (epoch + 1) * self.per_epoch
 
 
@@ -81,6 +79,18 @@ def learning_rate(tc: TrainConfig, iteration: int) -> float:
     return tc.lr * (tc.lr_final_ratio + (1 - tc.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+class DepthOnly(torch.nn.Module):
+    """The canonical-depth branch of a model as a module of its own (for the depth-prior iterations, so that
+    DistributedDataParallel sees them as a forward pass): (B, 3, S, S) images in [0, 1] → (B, S, S) depth."""
+
+    def __init__(self, model: PhotoGeometricAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.predict_depth(to_signed(images))[1]
+
+
 class Trainer:
     """Trains the photo-geometric autoencoder on ``config.data.train_dir``, writing into ``run_dir``."""
 
@@ -88,12 +98,12 @@ class Trainer:
         if config.data.train_dir is None:
             raise ValueError("data.train_dir is not set: give the folder of training images")
         self.config = config.validate()
-        self.run_dir = ensure_writable_folder(run_dir)
-        self.progress = progress
         tc = config.train
+        self.job, self.device = distributed.setup(tc.device)
+        self.run_dir = ensure_writable_folder(run_dir) if self.job.is_main else Path(run_dir)
+        self.progress = progress and self.job.is_main
         if tc.threads:
             torch.set_num_threads(tc.threads)
-        self.device = select_device(tc.device)
         torch.manual_seed(tc.seed)
         self.model = PhotoGeometricAutoencoder(config.model).to(self.device)
         mc = config.model
@@ -107,7 +117,10 @@ class Trainer:
         self.eval_set = self._eval_set()
         if resume:
             self._resume()
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        if self.job.is_main:
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        self.train_model = self._parallel(self.model)
+        self.prior_model = self._parallel(DepthOnly(self.model))
         self._stop_signal: str | None = None
         self._prior: torch.Tensor | None = None
         if tc.depth_prior_iterations >= tc.iterations:
@@ -122,7 +135,7 @@ class Trainer:
         dc, mc = self.config.data, self.config.model
         full = ImageFolderDataset(dc.train_dir, mc.image_size, dc.crop, hflip=False)
         skipped = full.scan(progress=self.progress and len(full) >= 1000)
-        if skipped:
+        if skipped and self.job.is_main:
             report = self.run_dir / "skipped_files.txt"
             report.write_text("".join(f"{path}\t{reason}\n" for path, reason in skipped))
             log.warning(
@@ -149,7 +162,9 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         tc = self.config.train
-        sampler = EpochBatchSampler(len(self.train_set), tc.batch_size, tc.seed, start=self.iteration)
+        job = self.job
+        size = len(self.train_set)
+        sampler = EpochBatchSampler(size, tc.batch_size, tc.seed, self.iteration, job.rank, job.world_size)
         return DataLoader(
             self.train_set,
             batch_sampler=sampler,
@@ -159,11 +174,14 @@ class Trainer:
         )
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
-        """Horizontal flips with p = 0.5 drawn from (seed, iteration): (B, 3, S, S) → same."""
+        """Horizontal flips with p = 0.5 drawn from (seed, iteration) for the global batch; this rank's share
+        of them: (B / world size, 3, S, S) → same."""
         if not self.config.data.hflip:
             return images
         gen = torch.Generator().manual_seed(self.config.train.seed * 7919 + self.iteration)
-        flip = (torch.rand(images.shape[0], generator=gen) < 0.5).to(images.device)
+        local = images.shape[0]
+        flip = torch.rand(local * self.job.world_size, generator=gen) < 0.5
+        flip = flip[self.job.rank * local : (self.job.rank + 1) * local].to(images.device)
         return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
     # ------------------------------------------------------------------ loop
@@ -176,7 +194,7 @@ class Trainer:
         until = tc.iterations if until is None else min(until, tc.iterations)
         if self.iteration >= until:
             return
-        writer = RunWriter(self.run_dir)
+        writer = RunWriter(self.run_dir) if self.job.is_main else None
         started = time.monotonic()
         handlers = self._install_signal_handlers()
         bar = _progress(self.progress, self.iteration, until)
@@ -196,14 +214,15 @@ class Trainer:
                 bar.update(1)
                 self._book(writer, terms, bar)
                 out_of_time = tc.max_minutes is not None and time.monotonic() - started > tc.max_minutes * 60
-                if self.iteration >= until or out_of_time or self._stop_signal:
+                if self.iteration >= until or self.job.any(out_of_time or bool(self._stop_signal), self.device):
                     break
             if self._stop_signal:
                 log.warning("received %s: checkpoint written at iteration %d", self._stop_signal, self.iteration)
         finally:
             self.save()
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
             _restore_signal_handlers(handlers)
 
     def train_step(self, images: torch.Tensor) -> dict[str, float] | None:
@@ -212,12 +231,12 @@ class Trainer:
         if self.iteration < self.config.train.depth_prior_iterations:
             terms = self.prior_terms(images)
         else:
-            terms = self.objective(self.model(images), images, self.iteration)
+            terms = self.objective(self.train_model(images), images, self.iteration)
         total = terms["total"]
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config.train, self.iteration)
-        if not torch.isfinite(total):
+        if not self.job.all(bool(torch.isfinite(total)), self.device):
             log.warning("non-finite loss at iteration %d: step skipped", self.iteration)
             return None
         total.backward()
@@ -234,18 +253,23 @@ class Trainer:
         (B, 3, S, S) images to the ellipsoid (:func:`unsup3d.model.ellipsoid_depth`)."""
         if self._prior is None:
             self._prior = ellipsoid_depth(self.config.model, self.config.train.depth_prior_relief).to(self.device)
-        _, depth = self.model.predict_depth(to_signed(images))
+        depth = self.prior_model(images)
         error = ((depth - self._prior) * 100) ** 2
         return {"total": error.mean(), "depth_prior": error.mean()}
 
-    def _book(self, writer: RunWriter, terms: dict[str, float], bar) -> None:
+    def _book(self, writer: RunWriter | None, terms: dict[str, float], bar) -> None:
+        """Logs (loss terms averaged over ranks), checkpoints, validation and images, written by rank 0."""
         tc = self.config.train
         it = self.iteration
         if it % tc.log_every == 0:
-            writer.scalars(it, terms, "train")
-            bar.set_postfix(loss=f"{terms['total']:.4f}")
+            terms = self.job.mean(terms, self.device)
+            if writer is not None:
+                writer.scalars(it, terms, "train")
+                bar.set_postfix(loss=f"{terms['total']:.4f}")
         if it % tc.checkpoint_every == 0:
             self.save()
+        if writer is None:
+            return
         if it % tc.validate_every == 0:
             writer.scalars(it, self.validate(), "val")
         if it % tc.image_log_every == 0 and self.val_set is not None:
@@ -304,12 +328,19 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
         }
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Checkpoint the current iteration (rank 0 only; other ranks return None)."""
+        if not self.job.is_main:
+            return None
         tc = self.config.train
         return save_checkpoint(self.run_dir / "checkpoints", self.iteration, self.state(), tc.keep_checkpoints)
 
     def _resume(self) -> None:
-        found = resume_point(self.run_dir / "checkpoints", map_location=self.device)
+        folder = self.run_dir / "checkpoints"
+        found = resume_point(folder, self.device) if self.job.is_main else None  # rank 0 tidies first
+        self.job.barrier()
+        if not self.job.is_main:
+            found = load_latest(folder, self.device)
         if found is None:
             log.info("no checkpoint in %s: starting from scratch", self.run_dir)
             return
@@ -324,6 +355,20 @@ class Trainer:
             ) from error
         self.iteration = int(state["iteration"])
         log.info("resumed from %s at iteration %d", path, self.iteration)
+
+    def _parallel(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` wrapped in DistributedDataParallel in a multi-process job, else itself.
+
+        Some parameters get no gradient in some steps (all but the depth network in the depth-prior iterations,
+        the perceptual confidence head without a perceptual loss, ablations), so DDP looks for unused ones;
+        their gradients stay None, as in a single process.
+        """
+        if not self.job.enabled:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
 
     # ------------------------------------------------------------------ signals
     def _install_signal_handlers(self):

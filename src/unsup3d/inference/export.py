@@ -9,9 +9,10 @@ Files written by :func:`write_outputs` (S × S pixels unless said otherwise):
   to [0, 1]), ``normal.png`` (canonical normals as ``n / 2 + 0.5``).
 - ``depth.png`` and ``canonical_depth.png``: grey, near bright, stretched over each map's own depth range;
   no surface is black. Use the ``.npy`` files for values.
-- ``confidence.png`` (only when the model predicts confidence): one grey strip of four S × S maps, left to
-  right σ and σ′ of the photometric loss (image, flipped image), then σ and σ′ of the perceptual loss (S/4,
-  enlarged ×4 with nearest neighbours), each shown as ``1 / (1 + σ)``: bright is confident.
+- ``confidence.png`` (only when the model predicts confidence): one grey strip of two or four S × S maps, left to
+  right σ and σ′ of the photometric loss (image, flipped image), then, for models trained with a perceptual
+  loss, σ and σ′ of that loss (S/4, enlarged ×4 with nearest neighbours), each shown as ``1 / (1 + σ)``:
+  bright is confident.
 - ``mesh.obj`` + ``mesh.mtl``: the canonical depth grid (see :mod:`unsup3d.inference.mesh` for the frame),
   textured with ``albedo.png``, with viewer-facing vertex normals. It is in the canonical frame; ``view_light.json``
   holds the view that takes it to the input view.

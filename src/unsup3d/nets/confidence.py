@@ -26,7 +26,7 @@ class ConfidenceMaps(NamedTuple):
     """
 
     photometric: torch.Tensor  # (B, 2, S, S), sigma of the Laplacian L1 loss
-    perceptual: torch.Tensor  # (B, 2, S/4, S/4), sigma of the Gaussian perceptual loss
+    perceptual: torch.Tensor | None  # (B, 2, S/4, S/4), sigma of the Gaussian perceptual loss
 
 
 class ConfidenceNet(nn.Module):
@@ -65,8 +65,9 @@ class ConfidenceNet(nn.Module):
         )
         self.out_net2 = nn.Sequential(nn.Conv2d(mid, 2, 3, stride=1, padding=1, bias=False), nn.Softplus())
 
-    def forward(self, images: torch.Tensor) -> ConfidenceMaps:
-        """``(B, cin, S, S)`` images in [-1, 1] -> sigma maps ``(B, 2, S, S)`` and ``(B, 2, S/4, S/4)``."""
+    def forward(self, images: torch.Tensor, perceptual: bool = True) -> ConfidenceMaps:
+        """``(B, cin, S, S)`` images in [-1, 1] -> sigma maps ``(B, 2, S, S)`` and ``(B, 2, S/4, S/4)``; the
+        second is None with ``perceptual=False`` (no perceptual loss to weigh: ``out_net2`` is skipped)."""
         check_images(images, self.cin, self.image_size, type(self).__name__)
         features = self.network(images)  # (B, 2nf, S/4, S/4)
-        return ConfidenceMaps(self.out_net1(features), self.out_net2(features))
+        return ConfidenceMaps(self.out_net1(features), self.out_net2(features) if perceptual else None)
