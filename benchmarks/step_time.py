@@ -5,6 +5,7 @@ as a fraction of it; and peak memory. CPU by default; ``--device cuda`` on a GPU
 
     python benchmarks/step_time.py --presets paper cpu --sizes 64 --batch-size 64
     python benchmarks/step_time.py --presets cpu --sizes 64 128 256 --batch-size 16
+    python benchmarks/step_time.py --presets paper --set train.channels_last=false   # the layout before
 
 Each (preset, size) runs in a fresh process, so its peak memory is its own: the peak resident set on CPU
 (including the ~0.3 GB of the interpreter and libraries), the peak allocated tensor memory on CUDA. Stages are
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from unsup3d.config import build_config, load_preset
+from unsup3d.config import build_config, load_preset, parse_overrides
 from unsup3d.geometry import depth_to_points, normals_from_depth, project, transform_points
 from unsup3d.losses import Objective
 from unsup3d.model import PhotoGeometricAutoencoder
@@ -94,14 +95,18 @@ def leaf(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.detach().clone().requires_grad_(tensor.is_floating_point())
 
 
-def profile(preset: str, size: int, batch: int, device: torch.device, repeats: int) -> dict[str, float]:
+def profile(preset: str, size: int, args) -> dict[str, float]:
     """Times (s), FLOPs and peak memory of one training step of ``preset`` at ``size`` × ``size``."""
-    config = build_config(load_preset(preset), {"model": {"image_size": size}})
+    device, batch, repeats = torch.device(args.device), args.batch_size, args.repeats
+    config = build_config(load_preset(preset), {"model": {"image_size": size}}, parse_overrides(args.overrides))
     torch.manual_seed(0)
     model = PhotoGeometricAutoencoder(config.model).to(device)
     perceptual = perceptual_net(config.model.perceptual)
     perceptual = perceptual.to(device) if perceptual is not None else None
     objective = Objective(config.model, perceptual).to(device)
+    if config.train.channels_last:  # as the trainer does
+        model.to(memory_format=torch.channels_last)
+        objective.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=5e-4)
     images = torch.rand(batch, 3, size, size, device=device)
 
@@ -181,8 +186,7 @@ def stage_times(model, objective, perceptual, images, device, repeats) -> dict[s
 
 
 def run_child(args) -> None:
-    device = torch.device(args.device)
-    print(json.dumps(profile(args.child[0], int(args.child[1]), args.batch_size, device, args.repeats)))
+    print(json.dumps(profile(args.child[0], int(args.child[1]), args)))
 
 
 def main() -> None:
@@ -192,6 +196,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--child", nargs=2, metavar=("PRESET", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -200,7 +205,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     peak = machine_peak(device, args.repeats)
     best = max(peak.values())
-    print(f"device {device} ({name}), torch {torch.__version__}, batch {args.batch_size}")
+    print(f"device {device} ({name}), torch {torch.__version__}, batch {args.batch_size}, set {args.overrides}")
     print(f"measured float32 peak: matmul {peak['matmul'] / 1e9:.1f} GFLOP/s, conv {peak['conv'] / 1e9:.1f} GFLOP/s")
     header = " ".join(f"{label:>8}" for _, label in COLUMNS)
     tail = f"{'render %':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of peak':>7} {'peak GB':>7}"
@@ -208,7 +213,7 @@ def main() -> None:
     for preset in args.presets:
         for size in args.sizes:
             command = [sys.executable, __file__, "--child", preset, str(size), "--batch-size", str(args.batch_size)]
-            command += ["--repeats", str(args.repeats), "--device", args.device]
+            command += ["--repeats", str(args.repeats), "--device", args.device, "--set", *args.overrides]
             r = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             render = sum(r[k] for k in ("rasterize", "interpolate", "warp", "shading"))
             achieved = r["flops"] / r["step"]

@@ -90,7 +90,7 @@ class Objective(nn.Module):
         lam_flip = self.flip_weight(iteration)
         total = terms["photo"] + lam_flip * terms["photo_flip"]
         if self.perceptual is not None:
-            feats = self.perceptual(torch.cat([pred.recon_image, target]))  # (3B, C, h, w)
+            feats = self.perceptual(torch.cat([pred.recon_image, target])).float()  # (3B, C, h, w)
             f_recon, f_flip, f_target = feats[:b], feats[b : 2 * b], feats[2 * b :]
             psig, psig_flip = _split(pred.conf_perc)
             terms["perc"] = perceptual_nll(f_recon, f_target, pred.recon_mask, psig)

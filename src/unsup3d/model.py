@@ -113,7 +113,11 @@ class PhotoGeometricAutoencoder(nn.Module):
 
     def forward(self, images: torch.Tensor, with_flip: bool = True) -> Prediction:
         """Decompose (B, 3, S, S) images in [0, 1]; ``with_flip=False`` skips the flipped reconstruction
-        (inference needs only the first half)."""
+        (inference needs only the first half).
+
+        Under ``torch.autocast`` only the networks run in reduced precision: their outputs are cast to float32
+        and the geometry (normals, shading, rasterisation, warping) runs with autocast off.
+        """
         _check_images(images, self.config.image_size)
         x = to_signed(images)
         cfg = self.config
@@ -121,24 +125,22 @@ class PhotoGeometricAutoencoder(nn.Module):
         albedo, shading_map = self.predict_albedo(x)
         ambient, diffuse, light_dir = self.predict_light(x)
         view = self.predict_view(x)
-        uses_perceptual = cfg.perceptual != "none" and cfg.lam_perc > 0
-        conf_photo, conf_perc = self.conf_net(x, uses_perceptual) if self.conf_net is not None else (None, None)
-
-        copies = 2 if with_flip else 1
-        canon_depth, canon_albedo = depth, albedo
-        if with_flip:
-            canon_depth = torch.cat([depth, depth.flip(-1) if cfg.flip_depth else depth])
-            canon_albedo = torch.cat([albedo, albedo.flip(-1) if cfg.flip_albedo else albedo])
-        canon_normal = normals_from_depth(canon_depth, cfg.fov)
-        if shading_map is None:
-            diffuse_term = diffuse_shading(canon_normal, light_dir.repeat(copies, 1))
-            canon_shading = lambertian(diffuse_term, ambient.repeat(copies), diffuse.repeat(copies))
-        else:
-            canon_shading = shading_map.repeat(copies, 1, 1, 1)
-        canon_image = (canon_albedo / 2 + 0.5) * canon_shading * 2 - 1
-
-        views = view.repeat(copies, 1)
-        recon_depth, recon_image, recon_mask = self.reproject(canon_depth, canon_image, views, copies)
+        conf_photo, conf_perc = self.predict_confidence(x)
+        with torch.autocast(x.device.type, enabled=False):
+            copies = 2 if with_flip else 1
+            canon_depth, canon_albedo = depth, albedo
+            if with_flip:
+                canon_depth = torch.cat([depth, depth.flip(-1) if cfg.flip_depth else depth])
+                canon_albedo = torch.cat([albedo, albedo.flip(-1) if cfg.flip_albedo else albedo])
+            canon_normal = normals_from_depth(canon_depth, cfg.fov)
+            if shading_map is None:
+                diffuse_term = diffuse_shading(canon_normal, light_dir.repeat(copies, 1))
+                canon_shading = lambertian(diffuse_term, ambient.repeat(copies), diffuse.repeat(copies))
+            else:
+                canon_shading = shading_map.repeat(copies, 1, 1, 1)
+            canon_image = (canon_albedo / 2 + 0.5) * canon_shading * 2 - 1
+            views = view.repeat(copies, 1)
+            recon_depth, recon_image, recon_mask = self.reproject(canon_depth, canon_image, views, copies)
         return Prediction(
             canon_depth_raw=raw,
             canon_depth=canon_depth,
@@ -157,13 +159,27 @@ class PhotoGeometricAutoencoder(nn.Module):
             recon_image=recon_image,
         )
 
+    def networks(self) -> dict[str, nn.Module]:
+        """The model's networks by name (the confidence net only when the model has one)."""
+        names = ["depth_net", "albedo_net", "light_net", "view_net"] + (["conf_net"] if self.conf_net else [])
+        return {name: getattr(self, name) for name in names}
+
+    def predict_confidence(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """σ maps (B, 2, S, S) and, with a perceptual loss, (B, 2, S/4, S/4) in float32; (None, None) without
+        the confidence net."""
+        if self.conf_net is None:
+            return None, None
+        cfg = self.config
+        photometric, perceptual = self.conf_net(x, cfg.perceptual != "none" and cfg.lam_perc > 0)
+        return photometric.float(), None if perceptual is None else perceptual.float()
+
     def predict_depth(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw (B, S, S) and canonical depth ``d = mid + half·tanh(raw − mean raw)``, border columns clamped.
 
         With ``depth_blur`` > 0 the raw map is first low-passed by a Gaussian of that many pixels.
         """
         cfg = self.config
-        raw = self.depth_net(x)[:, 0]  # (B, S, S)
+        raw = self.depth_net(x)[:, 0].float()  # (B, S, S)
         if cfg.depth_blur > 0:
             raw = gaussian_blur(raw, cfg.depth_blur)
         depth = bounded_depth(raw, cfg.min_depth, cfg.max_depth)
@@ -175,7 +191,7 @@ class PhotoGeometricAutoencoder(nn.Module):
 
     def predict_albedo(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Albedo (B, 3, S, S) in [-1, 1]; with ``use_light=False`` also a shading map (B, 1, S, S) in [0, 2]."""
-        out = self.albedo_net(x)
+        out = self.albedo_net(x).float()
         if self.config.use_light:
             return out, None
         return out[:, :3], out[:, 3:] + 1.0
@@ -183,7 +199,7 @@ class PhotoGeometricAutoencoder(nn.Module):
     def predict_light(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Ambient (B,), diffuse (B,) and unit direction (B, 3) ``(lx, ly, 1)/|·|`` in the canonical frame."""
         cfg = self.config
-        light = self.light_net(x)  # (B, 4) in [-1, 1]
+        light = self.light_net(x).float()  # (B, 4) in [-1, 1]
         ambient = scale_range(light[:, 0], cfg.min_ambient, cfg.max_ambient)
         diffuse = scale_range(light[:, 1], cfg.min_diffuse, cfg.max_diffuse)
         return ambient, diffuse, light_direction(light[:, 2:])
@@ -191,7 +207,7 @@ class PhotoGeometricAutoencoder(nn.Module):
     def predict_view(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 6) view: rotations in radians within ±rotation_range, translations within their ranges."""
         cfg = self.config
-        v = self.view_net(x)
+        v = self.view_net(x).float()
         scale = v.new_tensor(
             [math.radians(cfg.rotation_range)] * 3 + [cfg.xy_translation_range] * 2 + [cfg.z_translation_range]
         )

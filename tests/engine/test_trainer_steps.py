@@ -93,3 +93,57 @@ def test_depth_prior_iterations_train_only_the_depth_network_towards_the_ellipso
     trainer.iteration = 30  # the photometric objective takes over
     after = trainer.train_step(images)
     assert {"photo", "photo_flip"} <= set(after) and "depth_prior" not in after
+
+
+def test_bf16_autocast_keeps_the_geometry_in_float32(trainer):
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = trainer.objective(trainer.model(images), images)["total"]
+        with torch.autocast("cpu", torch.bfloat16):
+            pred = trainer.model(images)
+            mixed = trainer.objective(pred, images)["total"]
+    for name in ("canon_depth", "canon_normal", "recon_depth", "recon_image", "view", "conf_photo"):
+        assert getattr(pred, name).dtype == torch.float32, name
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, reference, rtol=0.05, atol=0.02)  # bfloat16 networks: ~3 digits
+    trainer.config.train.amp = "bf16"
+    terms = trainer.train_step(images)
+    assert terms is not None and np.isfinite(terms["total"])
+
+
+def test_deterministic_option_turns_on_deterministic_algorithms(tmp_path):
+    for i in range(4):
+        Image.new("RGB", (64, 64), (i * 40, 90, 20)).save(tmp_path / f"{i}.png")
+    config = build_config(
+        {
+            "model": TINY,
+            "train": {"batch_size": 4, "num_workers": 0, "deterministic": True},
+            "data": {"train_dir": str(tmp_path), "val_fraction": 0.0},
+        }
+    )
+    try:
+        Trainer(config, tmp_path / "run", progress=False)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_compile_option_matches_eager_and_keeps_checkpoint_keys(tmp_path):
+    for i in range(4):
+        pixels = np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{i}.png")
+    settings = {"batch_size": 4, "num_workers": 0, "iterations": 2, "threads": 1}
+    configs = [
+        build_config({"model": TINY, "train": {**settings, "compile": flag}, "data": {"train_dir": str(tmp_path)}})
+        for flag in (False, True)
+    ]
+    eager, compiled = (Trainer(c, tmp_path / f"run{i}", progress=False) for i, c in enumerate(configs))
+    assert set(compiled.model.state_dict()) == set(eager.model.state_dict())
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    losses = [t.objective(t.model(images), images)["total"] for t in (eager, compiled)]  # same initial weights
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+    losses[1].backward()
+    compiled.fit()
+    assert compiled.iteration == 2
+    saved = load_checkpoint(list_checkpoints(tmp_path / "run1" / "checkpoints")[-1])["model"]
+    assert set(saved) == set(eager.model.state_dict())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -106,11 +107,22 @@ class Trainer:
             torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)
         self.model = PhotoGeometricAutoencoder(config.model).to(self.device)
+        if tc.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' condition for determinism
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        if tc.channels_last:  # convolutions follow their weights' memory format
+            self.model.to(memory_format=torch.channels_last)
+        if tc.compile:
+            for network in self.model.networks().values():
+                network.compile()
         mc = config.model
         perceptual = None
         if mc.perceptual != "none" and mc.lam_perc > 0:
             perceptual = build_perceptual(mc.perceptual, mc.vgg16_weights)
         self.objective = Objective(mc, perceptual).to(self.device)
+        if tc.channels_last:
+            self.objective.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.iteration = 0
         self.train_set, self.val_set = self._datasets()
@@ -228,10 +240,11 @@ class Trainer:
     def train_step(self, images: torch.Tensor) -> dict[str, float] | None:
         """One optimiser step on (B, 3, S, S) images; None (step skipped) if the loss or gradients are not finite."""
         self.model.train()
-        if self.iteration < self.config.train.depth_prior_iterations:
-            terms = self.prior_terms(images)
-        else:
-            terms = self.objective(self.train_model(images), images, self.iteration)
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.train.amp == "bf16"):
+            if self.iteration < self.config.train.depth_prior_iterations:
+                terms = self.prior_terms(images)
+            else:
+                terms = self.objective(self.train_model(images), images, self.iteration)
         total = terms["total"]
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
