@@ -1,7 +1,8 @@
 """Training-step profile: time per step for each preset and image size, split into networks, renderer stages
 (rasterize, interpolate, warp, shading), perceptual network, loss and optimiser; the FLOPs of the step counted
 by ``torch.utils.flop_counter``; this machine's measured matmul and convolution throughput; the achieved FLOP/s
-as a fraction of it; and peak memory. CPU by default; ``--device cuda`` on a GPU.
+as a fraction of it; peak memory; and the reconstruction throughput (forward without the flipped branch, no
+gradient). CPU by default; ``--device cuda`` on a GPU.
 
     python benchmarks/step_time.py --presets paper cpu --sizes 64 --batch-size 64
     python benchmarks/step_time.py --presets cpu --sizes 64 128 256 --batch-size 16
@@ -110,8 +111,9 @@ def profile(preset: str, size: int, args) -> dict[str, float]:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=5e-4)
     images = torch.rand(batch, 3, size, size, device=device)
 
-    def step():
-        loss = objective(model(images), images)["total"]
+    def step():  # with the trainer's autocast setting (train.amp); the stages below run in float32
+        with torch.autocast(device.type, torch.bfloat16, enabled=config.train.amp == "bf16"):
+            loss = objective(model(images), images)["total"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -124,6 +126,12 @@ def profile(preset: str, size: int, args) -> dict[str, float]:
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     result["optimiser"] = timed(optimizer.step, device, repeats)
+
+    def reconstruct():
+        with torch.no_grad():
+            model(images, with_flip=False)
+
+    result["recon_rate"] = batch / timed(reconstruct, device, repeats)  # inference images/s
     if device.type == "cuda":
         result["peak_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
     else:
@@ -208,7 +216,7 @@ def main() -> None:
     print(f"device {device} ({name}), torch {torch.__version__}, batch {args.batch_size}, set {args.overrides}")
     print(f"measured float32 peak: matmul {peak['matmul'] / 1e9:.1f} GFLOP/s, conv {peak['conv'] / 1e9:.1f} GFLOP/s")
     header = " ".join(f"{label:>8}" for _, label in COLUMNS)
-    tail = f"{'render %':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of peak':>7} {'peak GB':>7}"
+    tail = f"{'render %':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of peak':>7} {'peak GB':>7} {'recon/s':>7}"
     print(f"{'preset':<7} {'size':>4} {header} {tail}")
     for preset in args.presets:
         for size in args.sizes:
@@ -220,7 +228,7 @@ def main() -> None:
             cells = " ".join(f"{r[key]:>8.3f}" for key, _ in COLUMNS)
             print(
                 f"{preset:<7} {size:>4} {cells} {100 * render / r['step']:>7.1f}% {r['flops'] / 1e9:>8.1f} "
-                f"{achieved / 1e9:>8.1f} {100 * achieved / best:>6.1f}% {r['peak_gb']:>7.2f}",
+                f"{achieved / 1e9:>8.1f} {100 * achieved / best:>6.1f}% {r['peak_gb']:>7.2f} {r['recon_rate']:>7.1f}",
                 flush=True,
             )
 
