@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
-from PIL import Image
+from _tiny_runs import write_run_config
 
 from unsup3d.checkpoint import list_checkpoints, load_checkpoint
 from unsup3d.engine.trainer import EpochBatchSampler
@@ -21,29 +20,9 @@ ITERATIONS = 8
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ddp")
-    rng = np.random.default_rng(0)
-    (root / "images").mkdir()
-    for i in range(16):
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "images" / f"{i:02d}.png")
-    config = {
-        "model": {"depth_nf": 4, "albedo_nf": 4, "encoder_nf": 4, "conf_nf": 4, "autoencoder_zdim": 8, "conf_zdim": 8},
-        "train": {
-            "batch_size": 8,
-            "iterations": ITERATIONS,
-            "depth_prior_iterations": 3,  # the prior's own forward path is covered too
-            "lr": 5e-4,
-            "threads": 1,
-            "num_workers": 0,
-            "log_every": 1,
-            "checkpoint_every": 1000,
-            "validate_every": 1000,
-            "image_log_every": 1000,
-        },
-        "data": {"train_dir": str(root / "images"), "val_fraction": 0.0},
-    }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
-    return root
+    settings = {"batch_size": 8, "iterations": ITERATIONS, "lr": 5e-4, "log_every": 1, "checkpoint_every": 1000}
+    # depth_prior_iterations: the prior's own forward path is covered too
+    return write_run_config(tmp_path_factory.mktemp("ddp"), 16, depth_prior_iterations=3, **settings)
 
 
 def train(setup: Path, run: Path, processes: int) -> None:

@@ -8,11 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import yaml
-from PIL import Image
+from _tiny_runs import write_run_config
 
 from unsup3d.checkpoint import list_checkpoints, load_checkpoint, resume_point
 
@@ -49,29 +47,9 @@ Trainer(config, run_dir, resume=True, progress=False).fit()
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kill")
-    rng = np.random.default_rng(0)
-    (root / "images").mkdir()
-    for i in range(12):
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "images" / f"{i}.png")
-    config = {
-        "model": {"depth_nf": 4, "albedo_nf": 4, "encoder_nf": 4, "conf_nf": 4, "autoencoder_zdim": 8, "conf_zdim": 8},
-        "train": {
-            "batch_size": 4,
-            "iterations": ITERATIONS,
-            "checkpoint_every": 1,
-            "keep_checkpoints": 2,
-            "threads": 1,
-            "num_workers": 0,
-            "lr_schedule": "cosine",
-            "lr_warmup": 3,
-            "depth_prior_iterations": 2,
-            "validate_every": 1000,
-            "image_log_every": 1000,
-        },
-        "data": {"train_dir": str(root / "images"), "val_fraction": 0.0},
-    }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    settings = {"batch_size": 4, "iterations": ITERATIONS, "checkpoint_every": 1, "keep_checkpoints": 2}
+    schedule = {"lr_schedule": "cosine", "lr_warmup": 3, "depth_prior_iterations": 2}
+    root = write_run_config(tmp_path_factory.mktemp("kill"), 12, **settings, **schedule)
     (root / "driver.py").write_text(DRIVER)
     return root
 
