@@ -151,6 +151,9 @@ class DataConfig:
     eval_limit: int = 300  # images of eval_dir used during training
     crop: int | list[int] | None = None  # centre crop size, or [top, left, height, width], before resizing
     hflip: bool = True  # random horizontal flips of training images
+    # Folder for a memory-mapped uint8 cache of the resized training images (built once, rebuilt when the files
+    # change); worth it for large folders of big JPEGs. None: decode every image every epoch.
+    cache_dir: str | None = None
 
     def validate(self) -> None:
         _check(0 <= self.val_fraction < 1, "data.val_fraction", self.val_fraction, "[0, 1)")

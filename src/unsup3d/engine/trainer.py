@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Subset
 from unsup3d.checkpoint import CheckpointError, load_latest, resume_point, save_checkpoint
 from unsup3d.config import Config, TrainConfig
 from unsup3d.data import ImageFolderDataset, PairedDepthDataset
+from unsup3d.data.cache import CachedImageDataset, open_cache
 from unsup3d.engine import distributed
 from unsup3d.engine.writer import RunWriter
 from unsup3d.evaluation import evaluate_depth
@@ -157,6 +158,8 @@ class Trainer:
                 report,
                 *skipped[0],
             )
+        if dc.cache_dir is not None:
+            full = self._cached(full, dc.cache_dir)
         if dc.val_dir is not None:
             return full, ImageFolderDataset(dc.val_dir, mc.image_size, dc.crop, hflip=False)
         count = int(len(full) * dc.val_fraction)
@@ -164,6 +167,15 @@ class Trainer:
             return full, None
         order = torch.randperm(len(full), generator=torch.Generator().manual_seed(12345)).tolist()
         return Subset(full, order[count:]), Subset(full, order[:count])
+
+    def _cached(self, dataset: ImageFolderDataset, cache_dir: str) -> CachedImageDataset:
+        """The memory-mapped cache of ``dataset``, built by rank 0 while the other ranks wait."""
+        if self.job.is_main:
+            cached = open_cache(dataset, cache_dir, progress=self.progress)
+        self.job.barrier()
+        if not self.job.is_main:
+            cached = open_cache(dataset, cache_dir)
+        return cached
 
     def _eval_set(self):
         dc = self.config.data
