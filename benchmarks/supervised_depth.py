@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from unsup3d.config import build_config, load_preset, parse_overrides
 from unsup3d.data import PairedDepthDataset
-from unsup3d.engine.trainer import learning_rate
+from unsup3d.engine.schedule import learning_rate
 from unsup3d.geometry import normals_from_depth
 from unsup3d.metrics import depth_metrics, erode_mask, side
 from unsup3d.model import bounded_depth, to_signed

@@ -13,7 +13,7 @@ import torch
 from _tiny_runs import write_run_config
 
 from unsup3d.checkpoint import list_checkpoints, load_checkpoint
-from unsup3d.engine.trainer import EpochBatchSampler
+from unsup3d.engine.schedule import EpochBatchSampler
 
 ITERATIONS = 8
 

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from unsup3d.config import ConfigError, TrainConfig, build_config
-from unsup3d.engine.trainer import learning_rate
+from unsup3d.engine.schedule import learning_rate
 
 
 def test_constant_schedule_is_the_base_rate():

@@ -5,7 +5,8 @@ from PIL import Image
 
 from unsup3d.checkpoint import list_checkpoints, load_checkpoint
 from unsup3d.config import build_config
-from unsup3d.engine.trainer import MAX_NONFINITE_STEPS, EpochBatchSampler, Trainer, TrainingError, learning_rate
+from unsup3d.engine.schedule import EpochBatchSampler, learning_rate
+from unsup3d.engine.trainer import MAX_NONFINITE_STEPS, Trainer, TrainingError
 
 TINY = {"depth_nf": 8, "albedo_nf": 8, "encoder_nf": 8, "conf_nf": 8, "autoencoder_zdim": 16, "conf_zdim": 16}
 

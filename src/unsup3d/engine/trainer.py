@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import time
@@ -19,10 +18,11 @@ import yaml
 from torch.utils.data import DataLoader, Subset
 
 from unsup3d.checkpoint import CheckpointError, load_latest, resume_point, save_checkpoint
-from unsup3d.config import Config, TrainConfig
+from unsup3d.config import Config
 from unsup3d.data import ImageFolderDataset, PairedDepthDataset
 from unsup3d.data.cache import CachedImageDataset, open_cache
 from unsup3d.engine import distributed
+from unsup3d.engine.schedule import EpochBatchSampler, learning_rate
 from unsup3d.engine.writer import RunWriter
 from unsup3d.evaluation import evaluate_depth
 from unsup3d.files import ensure_writable_folder
@@ -37,48 +37,6 @@ MAX_NONFINITE_STEPS = 20
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss stays non-finite); the state was saved first."""
-
-
-class EpochBatchSampler:
-    """Endless batches of indices: epoch ``e`` is a permutation seeded by ``(seed, e)``; full batches only.
-
-    Starting at ``start`` (a global batch count) yields exactly what an uninterrupted run yields from there.
-    With ``world_size`` > 1, rank ``rank`` gets its contiguous slice of each global batch.
-    """
-
-    def __init__(
-        self, size: int, batch_size: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1
-    ) -> None:
-        if size < batch_size:
-            raise ValueError(f"{size} training images are fewer than one batch of {batch_size}")
-        if batch_size % world_size:
-            raise ValueError(f"train.batch_size {batch_size} must be a multiple of the {world_size} processes")
-        self.size, self.batch_size, self.seed, self.start = size, batch_size, seed, start
-        self.per_epoch = size // batch_size
-        self.local = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
-
-    def __iter__(self):
-        step = self.start
-        while True:
-            epoch, position = divmod(step, self.per_epoch)
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
-            for i in range(position, self.per_epoch):
-                yield order[i * self.batch_size : (i + 1) * self.batch_size][self.local].tolist()
-            step = (epoch + 1) * self.per_epoch
-
-
-def learning_rate(tc: TrainConfig, iteration: int) -> float:
-    """The learning rate of step ``iteration`` (a pure function of it, so resuming is exact).
-
-    Linear warm-up over ``lr_warmup`` steps, then constant or a cosine decay from ``lr`` at the end of the warm-up
-    to ``lr · lr_final_ratio`` at ``iterations``.
-    """
-    if iteration < tc.lr_warmup:
-        return tc.lr * (iteration + 1) / tc.lr_warmup
-    if tc.lr_schedule == "constant":
-        return tc.lr
-    progress = min((iteration - tc.lr_warmup) / max(tc.iterations - tc.lr_warmup, 1), 1.0)
-    return tc.lr * (tc.lr_final_ratio + (1 - tc.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 class DepthOnly(torch.nn.Module):
