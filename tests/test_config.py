@@ -1,6 +1,7 @@
 import pytest
 
-from unsup3d.config import ConfigError, available_presets, build_config, load_preset, parse_overrides
+from unsup3d.config import IMAGE_SIZES, ConfigError, available_presets, build_config, load_preset, parse_overrides
+from unsup3d.nets import SUPPORTED_IMAGE_SIZES
 
 
 def test_defaults_are_the_papers():
@@ -44,3 +45,11 @@ def test_presets_ship_and_build():
         build_config(load_preset(name))
     with pytest.raises(ConfigError, match="unknown preset"):
         load_preset("nope")
+
+
+def test_config_accepts_exactly_the_image_sizes_the_networks_support():
+    assert IMAGE_SIZES == SUPPORTED_IMAGE_SIZES
+    for size in IMAGE_SIZES:
+        assert build_config({"model": {"image_size": size}}).model.image_size == size
+    with pytest.raises(ConfigError, match="model.image_size"):
+        build_config({"model": {"image_size": 96}})

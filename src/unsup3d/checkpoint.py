@@ -116,8 +116,8 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def verify_checksum(path: Path) -> None:
-    """Compare ``path``'s bytes with its ``.sha256`` file, if it has one.
+def verify_checksum(path: Path, data: bytes) -> None:
+    """Compare ``data``, the bytes of checkpoint ``path``, with its ``.sha256`` file, if it has one.
 
     Raises:
         CheckpointError: the bytes do not match (a truncated or corrupted file).
@@ -126,12 +126,7 @@ def verify_checksum(path: Path) -> None:
     if not sidecar.is_file():
         return
     fields = sidecar.read_text().split()
-    expected = fields[0] if fields else ""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
+    if hashlib.sha256(data).hexdigest() != (fields[0] if fields else ""):
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated: its SHA-256 does not match {sidecar.name}")
 
 
@@ -153,9 +148,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    verify_checksum(path)
+    data = path.read_bytes()  # read once: checksummed, then unpickled from memory
+    verify_checksum(path, data)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:

@@ -21,6 +21,7 @@ import yaml
 PERCEPTUAL_CHOICES = ("efficientnet_lite0", "vgg16", "none")
 LR_SCHEDULES = ("constant", "cosine")
 AMP_MODES = ("none", "bf16")
+IMAGE_SIZES = (64, 128, 256)  # those unsup3d.nets has stages for (nets.SUPPORTED_IMAGE_SIZES; kept torch-free here)
 
 
 class ConfigError(ValueError):
@@ -64,7 +65,8 @@ class ModelConfig:
     depth_blur: float = 0.0  # σ in pixels of a Gaussian low-pass on the raw depth (0: off, as the paper)
 
     def validate(self) -> None:
-        _check(self.image_size in (64, 128, 256), "model.image_size", self.image_size, "64, 128, 256")
+        sizes = ", ".join(map(str, IMAGE_SIZES))
+        _check(self.image_size in IMAGE_SIZES, "model.image_size", self.image_size, sizes)
         _check(0 < self.fov < 180, "model.fov", self.fov, "(0, 180)")
         _check(0 < self.min_depth < self.max_depth, "model.max_depth", self.max_depth, "> model.min_depth > 0")
         _check(self.perceptual in PERCEPTUAL_CHOICES, "model.perceptual", self.perceptual, str(PERCEPTUAL_CHOICES))
@@ -84,6 +86,11 @@ class ModelConfig:
     @property
     def near_depth(self) -> float:
         return self.min_depth - (self.max_depth - self.min_depth) / 2
+
+    @property
+    def uses_perceptual(self) -> bool:
+        """Whether the objective has a perceptual term (a feature network and a positive weight)."""
+        return self.perceptual != "none" and self.lam_perc > 0
 
     @property
     def resolved_border_depth(self) -> float:

@@ -161,16 +161,15 @@ class PhotoGeometricAutoencoder(nn.Module):
 
     def networks(self) -> dict[str, nn.Module]:
         """The model's networks by name (the confidence net only when the model has one)."""
-        names = ["depth_net", "albedo_net", "light_net", "view_net"] + (["conf_net"] if self.conf_net else [])
-        return {name: getattr(self, name) for name in names}
+        names = ["depth_net", "albedo_net", "light_net", "view_net", "conf_net"]
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def predict_confidence(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """σ maps (B, 2, S, S) and, with a perceptual loss, (B, 2, S/4, S/4) in float32; (None, None) without
         the confidence net."""
         if self.conf_net is None:
             return None, None
-        cfg = self.config
-        photometric, perceptual = self.conf_net(x, cfg.perceptual != "none" and cfg.lam_perc > 0)
+        photometric, perceptual = self.conf_net(x, self.config.uses_perceptual)
         return photometric.float(), None if perceptual is None else perceptual.float()
 
     def predict_depth(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -77,7 +77,7 @@ class Trainer:
                 network.compile()
         mc = config.model
         perceptual = None
-        if mc.perceptual != "none" and mc.lam_perc > 0:
+        if mc.uses_perceptual:
             perceptual = build_perceptual(mc.perceptual, mc.vgg16_weights)
         self.objective = Objective(mc, perceptual).to(self.device)
         if tc.channels_last:
