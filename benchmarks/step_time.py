@@ -39,7 +39,7 @@ from unsup3d.render import (
     interpolate_depth,
     inverse_warp_grid,
     lambertian,
-    rasterize,
+    rasterize_grid,
     sample_canonical,
 )
 
@@ -159,15 +159,15 @@ def stage_times(model, objective, perceptual, images, device, repeats) -> dict[s
 
     def screen():
         points = transform_points(depth_to_points(depth, cfg.fov), views)
-        return project(points, size, cfg.fov).reshape(depth.shape[0], size * size, 3)
+        return project(points, size, cfg.fov)  # (B, S, S, 3)
 
     with torch.no_grad():
-        fragments = rasterize(screen(), faces, size, size)
+        fragments = rasterize_grid(screen(), size, size)
     light = pred.light_dir.detach().repeat(2, 1)
     ambient, diffuse = pred.ambient.detach().repeat(2), pred.diffuse.detach().repeat(2)
 
     def interpolate():
-        interpolate_depth(screen(), faces, fragments).mean().backward()
+        interpolate_depth(screen().flatten(1, 2), faces, fragments).mean().backward()
 
     def warp():
         sample_canonical(canon_image, inverse_warp_grid(recon_depth, views, cfg.fov)).mean().backward()
@@ -181,7 +181,7 @@ def stage_times(model, objective, perceptual, images, device, repeats) -> dict[s
     features_in = torch.rand(3 * images.shape[0], 3, size, size, device=device, requires_grad=True)
     times = {
         "networks": timed(networks, device, repeats),
-        "rasterize": timed(lambda: rasterize(screen().detach(), faces, size, size), device, repeats),
+        "rasterize": timed(lambda: rasterize_grid(screen().detach(), size, size), device, repeats),
         "interpolate": timed(interpolate, device, repeats),
         "warp": timed(warp, device, repeats),
         "shading": timed(shading, device, repeats),

@@ -14,6 +14,7 @@ from unsup3d.render import (
     interpolate_attributes,
     interpolate_depth,
     rasterize,
+    rasterize_grid,
     render_depth,
 )
 
@@ -126,6 +127,64 @@ def test_chunked_rasterization_is_identical(monkeypatch):
     expected = render_depth(depth, views)
     monkeypatch.setattr(rasterize_module, "CHUNK_CANDIDATES", 97)
     torch.testing.assert_close(render_depth(depth, views), expected, atol=0, rtol=0)
+
+
+def grid_screen(depth, views, fov=10.0):
+    """(B, H, W, 3) screen vertices of depth grids seen from views."""
+    return project(transform_points(depth_to_points(depth, fov), views), depth.shape[-1], fov)
+
+
+def test_small_triangle_path_equals_box_expansion(monkeypatch):
+    screen = grid_screen(smooth_depth(4, 32, seed=14, border=1.04), random_views(4, seed=15)).float()
+    dense = rasterize_grid(screen, 32, 32).face_index
+    monkeypatch.setattr(rasterize_module, "SMALL_BOX", 0)  # every triangle through box expansion
+    monkeypatch.setattr(rasterize_module, "CHUNK_CANDIDATES", 501)
+    expanded = rasterize_grid(screen, 32, 32).face_index
+    assert int((dense >= 0).sum()) > 2000
+    torch.testing.assert_close(dense, expanded, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(16, 16), (12, 20)])
+def test_grid_rasterizer_equals_mesh_rasterizer(size):
+    rows, cols = size
+    screen = grid_screen(smooth_depth(3, 20, seed=16, border=1.04), random_views(3, seed=17))
+    screen = screen[:, :rows, :cols].float().contiguous()  # a non-square grid covering part of the image
+    screen[0, 3, 4] = float("nan")
+    screen[1, 5, 5, 0] = float("inf")
+    screen[2, 6, 2, 2] = -0.5  # behind the camera
+    for height, width in ((20, 20), (15, 24)):
+        grid = rasterize_grid(screen, height, width).face_index
+        mesh = rasterize(screen.reshape(3, -1, 3), grid_faces(rows, cols), height, width).face_index
+        assert int((grid >= 0).sum()) > 200
+        torch.testing.assert_close(grid, mesh, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("coordinate", [0, 1, 2])
+def test_triangles_with_a_non_finite_vertex_are_dropped(bad, coordinate):
+    screen = grid_screen(torch.ones(1, 8, 8), torch.zeros(1, 6)).float()
+    screen[0, 4, 4, coordinate] = bad
+    faces = grid_faces(8, 8)
+    bad_faces = (faces == 4 * 8 + 4).any(dim=1)
+    for fragments in (rasterize_grid(screen, 8, 8), rasterize(screen.reshape(1, -1, 3), faces, 8, 8)):
+        covered = fragments.face_index[fragments.mask]
+        assert not bool(bad_faces[covered].any())
+        assert int(fragments.mask.sum()) >= 64 - 9
+
+
+def test_triangles_behind_the_near_plane_are_dropped():
+    screen = grid_screen(torch.ones(1, 8, 8), torch.zeros(1, 6)).float()
+    screen[0, :, 5:, 2] = 1e-5
+    fragments = rasterize_grid(screen, 8, 8)
+    assert bool(fragments.mask[0, :, :4].all())
+    assert not bool(fragments.mask[0, :, 5:].any())
+
+
+def test_grid_rasterizer_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="screen_grid"):
+        rasterize_grid(torch.zeros(2, 1, 5, 3), 4, 4)
+    with pytest.raises(ValueError, match="screen_grid"):
+        rasterize_grid(torch.zeros(2, 5, 5), 4, 4)
 
 
 def test_batch_elements_are_independent():

@@ -66,10 +66,8 @@ def project(points: torch.Tensor, size: int, fov: float = 10.0) -> torch.Tensor:
         raise ValueError(f"points must have a last dimension of 3, got shape {tuple(points.shape)}")
     f = focal_length(size, fov)
     c = (size - 1) / 2.0
-    z = points[..., 2]
-    u = f * points[..., 0] / z + c
-    v = f * points[..., 1] / z + c
-    return torch.stack([u, v, z], dim=-1)
+    x, y, z = points.unbind(-1)  # unbind, not three selects: one cheap backward instead of three full-size
+    return torch.stack([f * x / z + c, f * y / z + c, z], dim=-1)
 
 
 def _check_depth(depth: torch.Tensor) -> None:

@@ -1,7 +1,7 @@
 """Pure-PyTorch renderer in named stages: rasterize, interpolate, warp, shading."""
 
 from unsup3d.render.interpolate import interpolate_attributes, interpolate_depth
-from unsup3d.render.rasterize import Fragments, barycentric_weights, grid_faces, rasterize
+from unsup3d.render.rasterize import Fragments, barycentric_weights, grid_faces, rasterize, rasterize_grid
 from unsup3d.render.shading import diffuse_shading, lambertian, light_direction
 from unsup3d.render.warp import BACKGROUND_DEPTH, inverse_warp_grid, render_depth, sample_canonical
 
@@ -17,6 +17,7 @@ __all__ = [
     "lambertian",
     "light_direction",
     "rasterize",
+    "rasterize_grid",
     "render_depth",
     "sample_canonical",
 ]

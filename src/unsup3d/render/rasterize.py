@@ -1,11 +1,12 @@
 """Z-buffer rasterisation of triangle meshes in pure PyTorch.
 
 Each pixel is sampled once, at its integer centre (``docs/conventions.md``). Triangles are double-sided and the
-nearest surface wins. The work grows with the pixels that the triangles' bounding boxes cover, not with image
-area × triangles: every triangle is expanded into the pixel centres of its bounding box, all candidates are
-tested at once, and a ``scatter_reduce`` keeps the nearest per pixel. Triangles of any screen size are handled.
-Rasterisation picks faces only and carries no gradient; :mod:`unsup3d.render.interpolate` recomputes the
-winning surface differentiably.
+nearest surface wins. The work grows with the triangles and the pixels their bounding boxes cover, not with
+image area × triangles. Triangles whose box holds at most 2×2 pixel centres (nearly all of a depth-grid mesh seen
+at its own resolution) are tested at their four box positions with dense elementwise arithmetic, without any
+gather; larger triangles are expanded into the pixel centres of their boxes. A ``scatter_reduce`` keeps the
+nearest surface per pixel. Triangles of any screen size are handled. Rasterisation picks faces only and carries
+no gradient; :mod:`unsup3d.render.interpolate` recomputes the winning surface differentiably.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from dataclasses import dataclass
 
 import torch
 
-# Candidates processed per chunk: bounds peak memory at about 60 bytes × this number.
+# Candidates of large triangles processed per chunk: bounds peak memory at about 60 bytes × this number.
 CHUNK_CANDIDATES = 1 << 22
 # Relative tolerance of the inside test, so that shared edges through pixel centres leave no holes.
 INSIDE_EPS = 1e-6
 # Bounding boxes grow by this many pixels so that vertices a rounding error off a pixel centre still reach it.
 BOX_SLACK = 1e-4
 NO_FACE = -1
+# Triangles whose box spans at most this many pixel centres across and down are tested densely.
+SMALL_BOX = 2
+_NO_KEY = torch.iinfo(torch.int64).max
 
 
 @dataclass
@@ -40,11 +44,25 @@ class Fragments:
         return self.face_index >= 0
 
 
+@dataclass
+class _Triangles:
+    """A set of triangles laid out as tensors of a common shape (B, *S).
+
+    Attributes:
+        corners: three ``(u, v, z)`` triples, one per vertex, each tensor (B, *S) (possibly strided views).
+        face: (*S) long face index of each triangle.
+    """
+
+    corners: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]
+    face: torch.Tensor
+
+
 def grid_faces(height: int, width: int, device=None) -> torch.Tensor:
     """Triangles of an H×W vertex grid in row-major order, two per cell.
 
     Returns:
-        (2·(H−1)·(W−1), 3) long: ``(i,j),(i+1,j),(i,j+1)`` and ``(i,j+1),(i+1,j),(i+1,j+1)`` per cell.
+        (2·(H−1)·(W−1), 3) long: ``(i,j),(i+1,j),(i,j+1)`` for every cell, then ``(i,j+1),(i+1,j),(i+1,j+1)``
+        for every cell.
     """
     if height < 2 or width < 2:
         raise ValueError(f"a vertex grid needs at least 2x2 vertices, got {height}x{width}")
@@ -71,22 +89,39 @@ def rasterize(
         :class:`Fragments` with ``face_index`` (B, H, W).
     """
     _check_mesh(screen_vertices, faces)
-    batch, num_faces = screen_vertices.shape[0], faces.shape[0]
-    components = screen_vertices.detach().permute(2, 0, 1)  # (3, B, N): u, v, z
-    x0, y0, nx, count = _bounding_boxes(components, faces, height, width, near)
-    live = count.nonzero().squeeze(1)  # triangles whose box holds a pixel centre, as flat b·F + f ids
-    x0, y0, nx, count = x0[live], y0[live], nx[live], count[live]
-    vertex_ids = faces[live % num_faces]  # (L, 3)
-    rows = torch.div(live, num_faces, rounding_mode="floor").unsqueeze(1)
-    tri = components[:, rows, vertex_ids]  # (3, L, 3): coordinate, triangle, vertex
-    planes = _screen_planes(tri, x0, y0)  # (L, 3 coefficients, 4 functions)
-    best = torch.full((batch * height * width,), torch.iinfo(torch.int64).max, device=tri.device)
-    ends = count.cumsum(0)
-    boxes = (x0, y0, nx, count, ends)
-    for first, last in _chunks(ends):
-        _rasterize_chunk(planes, boxes, live, (first, last), num_faces, (height, width), best)
-    face = torch.where(best == torch.iinfo(torch.int64).max, NO_FACE, best & 0xFFFFFFFF)
-    return Fragments(face_index=face.view(batch, height, width))
+    corners = screen_vertices.detach()[:, faces.t()].permute(1, 3, 0, 2).contiguous()  # (3 vertices, 3, B, F)
+    vertices = tuple(tuple(corners[k, c] for c in range(3)) for k in range(3))
+    face = torch.arange(faces.shape[0], device=faces.device)
+    return _rasterize_sets([_Triangles(vertices, face)], screen_vertices.shape[0], height, width, near)
+
+
+@torch.no_grad()
+def rasterize_grid(screen_grid: torch.Tensor, height: int, width: int, near: float = 1e-4) -> Fragments:
+    """:func:`rasterize` of the mesh :func:`grid_faces` over a vertex grid, reading its corners as slices.
+
+    Args:
+        screen_grid: (B, Hv, Wv, 3) ``(u, v, z)`` of each grid vertex.
+        height, width: output size in pixels.
+        near: triangles with a vertex at ``z <= near`` are dropped.
+    Returns:
+        :class:`Fragments` whose ``face_index`` indexes ``grid_faces(Hv, Wv)``; equal to
+        ``rasterize(screen_grid.reshape(B, -1, 3), grid_faces(Hv, Wv), height, width, near)``.
+    """
+    if screen_grid.dim() != 4 or screen_grid.shape[-1] != 3 or min(screen_grid.shape[1:3]) < 2:
+        raise ValueError(f"screen_grid must be (B, Hv>=2, Wv>=2, 3), got {tuple(screen_grid.shape)}")
+    grid = screen_grid.detach()
+    rows, cols = grid.shape[1] - 1, grid.shape[2] - 1
+
+    def corner(di: int, dj: int) -> tuple[torch.Tensor, ...]:
+        return tuple(grid[:, di : di + rows, dj : dj + cols, c] for c in range(3))  # (B, rows, cols) each
+
+    top_left, top_right, bottom_left, bottom_right = corner(0, 0), corner(0, 1), corner(1, 0), corner(1, 1)
+    cell = torch.arange(rows * cols, device=grid.device).view(rows, cols)
+    sets = [
+        _Triangles((top_left, bottom_left, top_right), cell),
+        _Triangles((top_right, bottom_left, bottom_right), cell + rows * cols),
+    ]
+    return _rasterize_sets(sets, grid.shape[0], height, width, near)
 
 
 def _check_mesh(screen_vertices: torch.Tensor, faces: torch.Tensor) -> None:
@@ -96,98 +131,153 @@ def _check_mesh(screen_vertices: torch.Tensor, faces: torch.Tensor) -> None:
         raise ValueError(f"faces must be a (F, 3) long tensor, got {tuple(faces.shape)} {faces.dtype}")
 
 
-def _bounding_boxes(components: torch.Tensor, faces: torch.Tensor, height: int, width: int, near: float):
-    """Integer pixel bounding boxes of every triangle of every batch element.
+def _rasterize_sets(sets: list[_Triangles], batch: int, height: int, width: int, near: float) -> Fragments:
+    """Rasterise every triangle set into one z-buffer."""
+    device = sets[0].face.device
+    best = torch.full((batch * height * width,), _NO_KEY, device=device)
+    large = []
+    for triangles in sets:
+        box, planes, keep = _setup(triangles.corners, height, width, near)
+        image = torch.arange(batch, device=device).view(-1, *[1] * (keep.dim() - 1))
+        origin = (image * height + box[1].long()) * width + box[0].long()  # flat pixel of each box's corner
+        small = keep & (box[2] <= SMALL_BOX) & (box[3] <= SMALL_BOX)
+        _rasterize_small(planes, small, box, origin, triangles.face, width, best)
+        big = (keep & ~small).reshape(-1).nonzero().squeeze(1)  # flat ids b·n + i, n triangles per image
+        if big.numel():
+            per_image = triangles.face.numel()
+            pick = [[coefficient.reshape(-1).index_select(0, big) for coefficient in plane] for plane in planes]
+            image_of = torch.div(big, per_image, rounding_mode="floor")
+            large.append(
+                (
+                    torch.stack([torch.stack(plane, dim=-1) for plane in pick], dim=-1),  # (L, 3, 4)
+                    *(b.reshape(-1).index_select(0, big).long() for b in box),
+                    image_of,
+                    triangles.face.reshape(-1).index_select(0, big - image_of * per_image),
+                )
+            )
+    if large:
+        _rasterize_large([torch.cat(parts) for parts in zip(*large, strict=True)], (height, width), best)
+    face = torch.where(best == _NO_KEY, NO_FACE, best & 0xFFFFFFFF)
+    return Fragments(face_index=face.view(batch, height, width))
+
+
+def _setup(corners, height: int, width: int, near: float):
+    """Pixel boxes and affine screen-space functions of triangles.
 
     Args:
-        components: (3, B, N) vertex ``u``, ``v``, ``z``.
-        faces: (F, 3) long.
+        corners: three ``(u, v, z)`` triples of (B, *S) tensors.
     Returns:
-        ``x0, y0, nx`` (first column, first row, columns) and ``count`` (pixel centres in the box; 0 for
-        triangles behind ``near``, non-finite or degenerate), each (B·F,) long.
+        ``box``: ``x0, y0, nx, ny`` (B, *S) float: first column and row of the box and the pixel centres it
+        spans across and down; ``planes``: four ``(a, b, c)`` triples of (B, *S) tensors, the functions
+        ``a·(u − x0) + b·(v − y0) + c``: the barycentric weight of each vertex, then the inverse depth
+        ``Σ w_k / z_k`` (all affine in screen space); ``keep`` (B, *S) bool: the box holds a pixel centre and
+        the triangle is finite, non-degenerate and in front of ``near``.
     """
-    bad = ~torch.isfinite(components).all(dim=0) | (components[2] <= near)  # (B, N)
-    u, v = torch.nan_to_num(components[0])[:, faces], torch.nan_to_num(components[1])[:, faces]  # (B, F, 3)
-    x0 = (u.amin(-1) - BOX_SLACK).ceil().clamp(0, width).long()
-    x1 = (u.amax(-1) + BOX_SLACK).floor().clamp(-1, width - 1).long()
-    y0 = (v.amin(-1) - BOX_SLACK).ceil().clamp(0, height).long()
-    y1 = (v.amax(-1) + BOX_SLACK).floor().clamp(-1, height - 1).long()
-    du, dv = u[..., 1:] - u[..., :1], v[..., 1:] - v[..., :1]
-    area = du[..., 0] * dv[..., 1] - dv[..., 0] * du[..., 1]
-    keep = ~bad[:, faces].any(dim=-1) & (area.abs() > 1e-12)
-    nx = (x1 - x0 + 1).clamp(min=0)
-    count = nx * (y1 - y0 + 1).clamp(min=0) * keep
-    return x0.reshape(-1), y0.reshape(-1), nx.reshape(-1), count.reshape(-1)
-
-
-def _screen_planes(tri: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
-    """Affine screen-space functions ``a·(u − x0) + b·(v − y0) + c`` of each triangle.
-
-    Args:
-        tri: (3, T, 3) ``u``, ``v``, ``z`` of each triangle's vertices.
-        x0, y0: (T,) origin of each triangle's box; coordinates relative to a nearby origin keep float32 exact
-            enough that edges through pixel centres leave no holes.
-    Returns:
-        (T, 3, 4): for coefficients ``(a, b, c)``, the functions: the barycentric weight of each vertex, then
-        the inverse depth ``Σ w_k / z_k`` (both are affine in screen space).
-    """
-    u = tri[0] - x0.unsqueeze(1).to(tri.dtype)
-    v = tri[1] - y0.unsqueeze(1).to(tri.dtype)
-    nxt, prv = u.roll(-1, dims=1), u.roll(1, dims=1)
-    vnxt, vprv = v.roll(-1, dims=1), v.roll(1, dims=1)
+    (u0, v0, z0), (u1, v1, z1), (u2, v2, z2) = corners
+    x0 = (torch.minimum(torch.minimum(u0, u1), u2) - BOX_SLACK).ceil_().clamp_(0, width)
+    y0 = (torch.minimum(torch.minimum(v0, v1), v2) - BOX_SLACK).ceil_().clamp_(0, height)
+    x0.nan_to_num_(0.0), y0.nan_to_num_(0.0)
+    nx = (torch.maximum(torch.maximum(u0, u1), u2) + BOX_SLACK).floor_().clamp_(-1, width - 1).sub_(x0).add_(1)
+    ny = (torch.maximum(torch.maximum(v0, v1), v2) + BOX_SLACK).floor_().clamp_(-1, height - 1).sub_(y0).add_(1)
+    # Coordinates relative to the box corner keep float32 exact enough that edges through pixel centres
+    # leave no holes.
+    u0, u1, u2 = u0 - x0, u1 - x0, u2 - x0
+    v0, v1, v2 = v0 - y0, v1 - y0, v2 - y0
     # Weight of vertex k is the signed area of the opposite edge with the point, over the total area.
-    planes = tri.new_empty(u.shape[0], 3, 4)
-    planes[:, 0, :3] = vnxt - vprv
-    planes[:, 1, :3] = prv - nxt
-    planes[:, 2, :3] = nxt * vprv - prv * vnxt
-    area = planes[:, 2, :3].sum(dim=1)
-    area = torch.where(area == 0, torch.ones_like(area), area)
-    planes[:, :, :3] /= area[:, None, None]
-    planes[:, :, 3] = (planes[:, :, :3] / tri[2].unsqueeze(1)).sum(dim=2)
-    return planes
+    weights = [
+        (v1 - v2, u2 - u1, u1 * v2 - u2 * v1),
+        (v2 - v0, u0 - u2, u2 * v0 - u0 * v2),
+        (v0 - v1, u1 - u0, u0 * v1 - u1 * v0),
+    ]
+    area = weights[0][2] + weights[1][2] + weights[2][2]
+    z_min = torch.minimum(torch.minimum(z0, z1), z2)
+    keep = (area.abs() > 1e-12) & torch.isfinite(area) & (z_min > near) & torch.isfinite(z0 + z1 + z2)
+    keep &= (nx > 0) & (ny > 0)
+    scale = torch.where(area == 0, 1.0, area).reciprocal_()
+    for plane in weights:
+        for coefficient in plane:
+            coefficient.mul_(scale)
+    inverse_z = [z0.reciprocal(), z1.reciprocal(), z2.reciprocal()]
+    depth_plane = tuple(
+        weights[0][j] * inverse_z[0] + weights[1][j] * inverse_z[1] + weights[2][j] * inverse_z[2] for j in range(3)
+    )
+    return (x0, y0, nx, ny), [*weights, depth_plane], keep
 
 
-def _chunks(ends: torch.Tensor):
+def _rasterize_small(planes, small, box, origin, face, width, best) -> None:
+    """Test triangles ``small`` (boxes of at most 2×2 pixel centres) at their four box positions.
+
+    Args:
+        planes, box: from :func:`_setup`; small: (B, *S) bool; origin: (B, *S) flat pixel index of each box's
+        corner; face: (*S) long; best: (B·H·W,) packed keys, updated in place.
+    """
+    offsets = [plane[2] for plane in planes]
+    across = [plane[2] + plane[0] for plane in planes]
+    for col, row, values in (
+        (0, 0, offsets),
+        (1, 0, across),
+        (0, 1, [c + plane[1] for c, plane in zip(offsets, planes, strict=True)]),
+        (1, 1, [c + plane[1] for c, plane in zip(across, planes, strict=True)]),
+    ):
+        inside = torch.minimum(torch.minimum(values[0], values[1]), values[2]) >= -INSIDE_EPS
+        inside &= values[3] > 0
+        inside &= small
+        if col:
+            inside &= box[2] > col
+        if row:
+            inside &= box[3] > row
+        pixel = torch.where(inside, origin + (row * width + col), 0)
+        key = torch.where(inside, _pack(values[3], face), _NO_KEY)
+        best.scatter_reduce_(0, pixel.reshape(-1), key.reshape(-1), reduce="amin")
+
+
+def _pack(inverse_depth: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+    """Sortable int64 keys ordering candidates by depth, then face index."""
+    # Positive float32 values order like their bit patterns.
+    depth = inverse_depth.reciprocal().float()
+    return (depth.view(torch.int32).long() << 32) | face
+
+
+def _rasterize_large(large, size, best) -> None:
+    """Test every pixel centre in the boxes of large triangles, in chunks, and update ``best`` in place.
+
+    Args:
+        large: ``planes`` (L, 3 coefficients, 4 functions), ``x0, y0, nx, ny, image, face`` (L,) long.
+    """
+    planes, x0, y0, nx, ny, image, face = large
+    height, width = size
+    count = nx * ny
+    ends = count.cumsum(0)
+    for first, last in _chunks(ends):
+        total = int(ends[last - 1] - ends[first] + count[first])
+        ids = torch.arange(first, last, device=planes.device)
+        tri = torch.repeat_interleave(ids, count[first:last], output_size=total)  # (T,) triangle of each candidate
+        starts = ends - count  # first candidate of each triangle, counted over all chunks
+        offset = torch.arange(total, device=planes.device) + (starts[first] - starts.index_select(0, tri))
+        cols = nx.index_select(0, tri)
+        row = torch.div(offset, cols, rounding_mode="floor")
+        col = offset - row * cols  # box-relative pixel coordinates
+        coef = planes.index_select(0, tri)  # (T, 3, 4)
+        values = torch.addcmul(coef[:, 2], coef[:, 0], col.to(coef.dtype).unsqueeze(1))
+        values.addcmul_(coef[:, 1], row.to(coef.dtype).unsqueeze(1))  # (T, 4): barycentrics, inverse depth
+        inside = (values[:, :3].amin(dim=1) >= -INSIDE_EPS) & (values[:, 3] > 0)
+        hit = inside.nonzero().squeeze(1)
+        tri = tri.index_select(0, hit)
+        py = y0.index_select(0, tri) + row.index_select(0, hit)
+        px = x0.index_select(0, tri) + col.index_select(0, hit)
+        pixel = (image.index_select(0, tri) * height + py) * width + px
+        key = _pack(values[:, 3].index_select(0, hit), face.index_select(0, tri))
+        best.scatter_reduce_(0, pixel, key, reduce="amin")
+
+
+def _chunks(ends: torch.Tensor) -> list[tuple[int, int]]:
     """Split triangles (by cumulative candidate counts ``ends``) into ranges of about CHUNK_CANDIDATES."""
-    total = int(ends[-1]) if ends.numel() else 0
-    if total == 0:
-        return []
+    total = int(ends[-1])
     cuts = torch.arange(1, (total - 1) // CHUNK_CANDIDATES + 1, device=ends.device) * CHUNK_CANDIDATES
     bounds = torch.searchsorted(ends, cuts, right=True).tolist()
     starts = [0, *bounds]
     stops = [*bounds, ends.numel()]
     return [(a, b) for a, b in zip(starts, stops, strict=True) if b > a]
-
-
-def _rasterize_chunk(planes, boxes, live, span, num_faces, size, best):
-    """Test every (triangle, pixel-in-its-box) pair of live triangles ``span`` and update ``best`` in place."""
-    x0, y0, nx, count, ends = boxes
-    first, last = span
-    height, width = size
-    counts = count[first:last]
-    total = int(counts.sum())
-    ids = torch.arange(first, last, device=planes.device)
-    tri_id = torch.repeat_interleave(ids, counts, output_size=total)  # (T,) index into the live triangles
-    starts = ends - count  # first candidate of each triangle, counted over all chunks
-    offset = torch.arange(total, device=planes.device) + (starts[first] - starts.index_select(0, tri_id))
-    cols = nx.index_select(0, tri_id)
-    row = torch.div(offset, cols, rounding_mode="floor")
-    col = offset - row * cols  # box-relative pixel coordinates
-    coef = planes.index_select(0, tri_id)  # (T, 3, 4)
-    values = torch.addcmul(coef[:, 2], coef[:, 0], col.to(coef.dtype).unsqueeze(1))
-    values.addcmul_(coef[:, 1], row.to(coef.dtype).unsqueeze(1))  # (T, 4): barycentrics, inverse depth
-    inside = (values[:, :3] >= -INSIDE_EPS).all(dim=1) & (values[:, 3] > 0)
-    hit = inside.nonzero().squeeze(1)
-    tri_id = tri_id.index_select(0, hit)
-    flat_face = live.index_select(0, tri_id)  # b·F + f
-    px = x0.index_select(0, tri_id) + col.index_select(0, hit)
-    py = y0.index_select(0, tri_id) + row.index_select(0, hit)
-    batch_index = torch.div(flat_face, num_faces, rounding_mode="floor")
-    pixel = (batch_index * height + py) * width + px
-    # Positive float32 values order like their bit patterns: pack (depth, face) into one sortable int64.
-    depth = 1.0 / values[:, 3].index_select(0, hit)
-    key = (depth.float().view(torch.int32).long() << 32) | (flat_face - batch_index * num_faces)
-    best.scatter_reduce_(0, pixel, key, reduce="amin")
 
 
 def barycentric_weights(tri: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
@@ -199,10 +289,10 @@ def barycentric_weights(tri: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -
     Returns:
         (..., 3) weights summing to 1 (any winding); undefined for degenerate triangles.
     """
-    du = tri[..., 0] - px.unsqueeze(-1)  # (..., 3)
-    dv = tri[..., 1] - py.unsqueeze(-1)
-    w0 = du[..., 1] * dv[..., 2] - dv[..., 1] * du[..., 2]
-    w1 = du[..., 2] * dv[..., 0] - dv[..., 2] * du[..., 0]
-    w2 = du[..., 0] * dv[..., 1] - dv[..., 0] * du[..., 1]
+    du0, du1, du2 = (tri[..., 0] - px.unsqueeze(-1)).unbind(-1)
+    dv0, dv1, dv2 = (tri[..., 1] - py.unsqueeze(-1)).unbind(-1)
+    w0 = du1 * dv2 - dv1 * du2
+    w1 = du2 * dv0 - dv2 * du0
+    w2 = du0 * dv1 - dv0 * du1
     weights = torch.stack([w0, w1, w2], dim=-1)
     return weights / weights.sum(dim=-1, keepdim=True)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from unsup3d.geometry import depth_to_points, inverse_transform_points, project, transform_points
 from unsup3d.render.interpolate import interpolate_depth
-from unsup3d.render.rasterize import grid_faces, rasterize
+from unsup3d.render.rasterize import grid_faces, rasterize_grid
 
 BACKGROUND_DEPTH = 100.0
 
@@ -25,10 +25,10 @@ def render_depth(canon_depth: torch.Tensor, view: torch.Tensor, fov: float = 10.
     """
     batch, height, width = canon_depth.shape
     points = transform_points(depth_to_points(canon_depth, fov), view)  # (B, H, W, 3)
-    screen = project(points, width, fov).reshape(batch, height * width, 3)
+    screen = project(points, width, fov)  # (B, H, W, 3)
+    fragments = rasterize_grid(screen, height, width)
     faces = grid_faces(height, width, device=canon_depth.device)
-    fragments = rasterize(screen, faces, height, width)
-    return interpolate_depth(screen, faces, fragments, BACKGROUND_DEPTH)
+    return interpolate_depth(screen.reshape(batch, height * width, 3), faces, fragments, BACKGROUND_DEPTH)
 
 
 def inverse_warp_grid(view_depth: torch.Tensor, view: torch.Tensor, fov: float = 10.0) -> torch.Tensor:
