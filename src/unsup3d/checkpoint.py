@@ -162,38 +162,40 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def load_latest(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
-    """Newest checkpoint in ``folder`` that loads; unreadable ones are reported and skipped. None if none."""
+def load_latest(
+    folder: str | Path, map_location: str | torch.device = "cpu", quarantine: bool = False
+) -> tuple[Path, dict] | None:
+    """Newest checkpoint in ``folder`` that loads; None if none does.
+
+    Newer checkpoints that do not load (corrupt, truncated, wrong checksum) are reported and skipped; with
+    ``quarantine`` they are also renamed ``*.corrupt`` with their checksum files, kept for inspection but out of
+    the way of later saves and resumes.
+    """
     for path in reversed(list_checkpoints(folder)):
         try:
             return path, load_checkpoint(path, map_location)
         except CheckpointError as error:
-            log.warning("skipping unusable checkpoint: %s", error)
+            if not quarantine:
+                log.warning("skipping unusable checkpoint: %s", error)
+                continue
+            log.warning("skipping unusable checkpoint (renamed *.corrupt): %s", error)
+            for bad in (path, checksum_path(path)):
+                if bad.exists():
+                    bad.rename(bad.with_name(bad.name + ".corrupt"))
     return None
 
 
 def resume_point(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
-    """The newest loadable checkpoint in ``folder`` for resuming training, after tidying what a kill left.
-
-    Temporary files of interrupted writes are deleted; newer checkpoints that do not load (corrupt, truncated,
-    wrong checksum) are renamed ``*.corrupt``, kept for inspection but out of the way of later saves and resumes.
-    Returns None if no checkpoint loads.
+    """The newest loadable checkpoint in ``folder`` for resuming training, after tidying what a kill left:
+    temporary files of interrupted writes are deleted and newer unloadable checkpoints quarantined (see
+    :func:`load_latest`). Returns None if no checkpoint loads.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return None
     for leftover in folder.glob(".tmp_*"):
         leftover.unlink(missing_ok=True)
-    for path in reversed(list_checkpoints(folder)):
-        try:
-            return path, load_checkpoint(path, map_location)
-        except CheckpointError as error:
-            log.warning("skipping unusable checkpoint (renamed *.corrupt): %s", error)
-            path.rename(path.with_name(path.name + ".corrupt"))
-            checksum = checksum_path(path)
-            if checksum.exists():
-                checksum.rename(checksum.with_name(checksum.name + ".corrupt"))
-    return None
+    return load_latest(folder, map_location, quarantine=True)
 
 
 def find_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]]:

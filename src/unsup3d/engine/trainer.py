@@ -91,9 +91,8 @@ class Trainer:
         if self.job.is_main:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         self.train_model = self._parallel(self.model)
-        self.prior_model = self._parallel(DepthOnly(self.model))
         self._stop_signal: str | None = None
-        self._prior: torch.Tensor | None = None
+        self._prior: tuple[torch.Tensor, torch.nn.Module] | None = None  # built by the first depth-prior step
         if tc.depth_prior_iterations >= tc.iterations:
             log.warning(
                 "train.depth_prior_iterations (%d) >= train.iterations (%d): the run only fits the depth prior",
@@ -234,10 +233,12 @@ class Trainer:
     def prior_terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss of the depth-prior iterations: mean squared distance (in cm²) of the canonical depth of
         (B, 3, S, S) images to the ellipsoid (:func:`unsup3d.model.ellipsoid_depth`)."""
-        if self._prior is None:
-            self._prior = ellipsoid_depth(self.config.model, self.config.train.depth_prior_relief).to(self.device)
-        depth = self.prior_model(images)
-        error = ((depth - self._prior) * 100) ** 2
+        if self._prior is None:  # every rank gets here at the same iteration, as DDP's wrapping needs
+            target = ellipsoid_depth(self.config.model, self.config.train.depth_prior_relief).to(self.device)
+            self._prior = target, self._parallel(DepthOnly(self.model))
+        target, depth_model = self._prior
+        depth = depth_model(images)
+        error = ((depth - target) * 100) ** 2
         return {"total": error.mean(), "depth_prior": error.mean()}
 
     def _book(self, writer: RunWriter | None, terms: dict[str, float], bar) -> None:
