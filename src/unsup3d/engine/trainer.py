@@ -222,13 +222,15 @@ class Trainer:
             log.warning("non-finite loss at iteration %d: step skipped", self.iteration)
             return None
         total.backward()
+        # One host sync for all gradients (and one for the logged terms below), not one per tensor.
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if not all(torch.isfinite(g).all() for g in grads):
+        if not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
             log.warning("non-finite gradient at iteration %d: step skipped", self.iteration)
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.step()
-        return {**{k: float(v.detach()) for k, v in terms.items()}, "lr": self.optimizer.param_groups[0]["lr"]}
+        values = torch.stack([v.detach().float() for v in terms.values()]).tolist()
+        return {**dict(zip(terms, values, strict=True)), "lr": self.optimizer.param_groups[0]["lr"]}
 
     def prior_terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss of the depth-prior iterations: mean squared distance (in cm²) of the canonical depth of
