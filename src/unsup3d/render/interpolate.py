@@ -29,8 +29,8 @@ def _winning_triangles(screen_vertices: torch.Tensor, faces: torch.Tensor, fragm
     cols = torch.arange(width, device=face_index.device, dtype=screen_vertices.dtype)
     py, px = torch.meshgrid(rows, cols, indexing="ij")
     weights = barycentric_weights(triangles, px.expand(batch, -1, -1), py.expand(batch, -1, -1))
-    weights = torch.where(mask.unsqueeze(-1), weights, torch.full_like(weights, 1.0 / 3.0))
-    z = torch.where(mask.unsqueeze(-1), triangles[..., 2], torch.ones_like(triangles[..., 2]))
+    weights = torch.where(mask.unsqueeze(-1), weights, 1.0 / 3.0)
+    z = torch.where(mask.unsqueeze(-1), triangles[..., 2], 1.0)
     return vertex_ids, z, weights, mask
 
 
@@ -49,7 +49,7 @@ def interpolate_depth(
     """
     _, z, weights, mask = _winning_triangles(screen_vertices, faces, fragments)
     depth = 1.0 / (weights / z).sum(dim=-1)
-    return torch.where(mask, depth, torch.full_like(depth, background))
+    return torch.where(mask, depth, background)
 
 
 def interpolate_attributes(
