@@ -72,7 +72,25 @@ def evaluate(model, dataset, meta, device) -> dict[str, float]:
     }
 
 
-def main() -> None:
+HEADER = [
+    "iter",
+    "min",
+    "it/s",
+    "loss",
+    "SIDE",
+    "MAD",
+    "yaw_r",
+    "yaw_k",
+    "pitch_r",
+    "tx~yaw",
+    "d_corr",
+    "hollow",
+    "relief",
+]
+ROW_KEYS = ["side", "mad", "yaw_corr", "yaw_slope", "pitch_corr", "tx_vs_yaw", "depth_corr", "hollow", "relief"]
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("data/synth"))
     parser.add_argument("--out", type=Path, default=Path("runs/learn_synthetic"))
@@ -84,8 +102,17 @@ def main() -> None:
     )
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def load_meta(test_dir: Path) -> dict[str, dict]:
+    """The true view and light of each test image, by name (``meta.jsonl`` of the synthetic test set)."""
+    records = (json.loads(line) for line in (test_dir / "meta.jsonl").read_text().splitlines())
+    return {record["name"]: record for record in records}
+
+
+def main() -> None:
+    args = _arguments()
     config = build_config(
         load_preset(args.preset),
         parse_overrides(args.overrides),
@@ -95,12 +122,8 @@ def main() -> None:
         },
     )
     dataset = PairedDepthDataset(args.data / "test", config.model.image_size)
-    meta = {}
-    for line in (args.data / "test" / "meta.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        meta[record["name"]] = record
-    base = baseline_scores(dataset, config.model.fov)
-    for name, scores in base.items():
+    meta = load_meta(args.data / "test")
+    for name, scores in baseline_scores(dataset, config.model.fov).items():
         print(
             f"baseline {name:<9} SIDE {float(scores['side'].nanmean()) * 100:.3f}e-2  "
             f"MAD {float(scores['mad'].nanmean()):.2f}"
@@ -110,50 +133,25 @@ def main() -> None:
         f"device {trainer.device}, threads {torch.get_num_threads()}, "
         f"params {sum(p.numel() for p in trainer.model.parameters()) / 1e6:.2f} M"
     )
-    header = [
-        "iter",
-        "min",
-        "it/s",
-        "loss",
-        "SIDE",
-        "MAD",
-        "yaw_r",
-        "yaw_k",
-        "pitch_r",
-        "tx~yaw",
-        "d_corr",
-        "hollow",
-        "relief",
-    ]
-    print(" ".join(f"{h:>7}" for h in header))
+    print(" ".join(f"{h:>7}" for h in HEADER))
+    train_and_report(trainer, args, dataset, meta)
+
+
+def train_and_report(trainer: Trainer, args: argparse.Namespace, dataset, meta: dict[str, dict]) -> None:
+    """Train in slices of ``--eval-every`` iterations within the time budget, printing a row after each."""
     start = time.monotonic()
     deadline = start + args.minutes * 60
     budget = args.iterations or 10**9
     while time.monotonic() < deadline and trainer.iteration < budget:
         t0, i0 = time.monotonic(), trainer.iteration
         remaining_min = (deadline - time.monotonic()) / 60
-        trainer.config.train.max_minutes = remaining_min
-        trainer.fit(until=min(trainer.iteration + args.eval_every, budget))
+        trainer.fit(until=min(trainer.iteration + args.eval_every, budget), minutes=remaining_min)
         if trainer.interrupted:
             break
         rate = (trainer.iteration - i0) / max(time.monotonic() - t0, 1e-9)
         row = evaluate(trainer.model, dataset, meta, trainer.device)
-        loss = _last_loss(args.out)
-        values = [
-            trainer.iteration,
-            (time.monotonic() - start) / 60,
-            rate,
-            loss,
-            row["side"],
-            row["mad"],
-            row["yaw_corr"],
-            row["yaw_slope"],
-            row["pitch_corr"],
-            row["tx_vs_yaw"],
-            row["depth_corr"],
-            row["hollow"],
-            row["relief"],
-        ]
+        values = [trainer.iteration, (time.monotonic() - start) / 60, rate, _last_loss(args.out)]
+        values += [row[key] for key in ROW_KEYS]
         print(" ".join(f"{v:>7.3f}" if isinstance(v, float) else f"{v:>7}" for v in values), flush=True)
 
 

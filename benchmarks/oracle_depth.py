@@ -84,7 +84,7 @@ def main() -> None:
         model = Reconstructor.from_checkpoint(args.checkpoint, device="cpu").model
         with torch.no_grad():
             pred = model(data["image"], with_flip=False)
-        shape, predicted = pred.canon_depth.double(), pred.view.double()
+        shape, predicted = pred.recon.canonical_depth.double(), pred.view.double()
         rows["model shape, model view"] = (shape, predicted)
         rows["model shape, true view"] = (shape, view)
         rows["mean shape, model view"] = (mean_shape(canonical), predicted)

@@ -29,10 +29,12 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from unsup3d.config import build_config, load_preset, parse_overrides
+from unsup3d.engine.training import build_training, configure_process, train_step
 from unsup3d.geometry import depth_to_points, normals_from_depth, project, transform_points
 from unsup3d.losses import Objective
-from unsup3d.model import PhotoGeometricAutoencoder
+from unsup3d.model import Prediction
 from unsup3d.nets import EfficientNetLite0Stride4, VGG16Relu33
+from unsup3d.ops import to_signed
 from unsup3d.render import (
     diffuse_shading,
     grid_faces,
@@ -100,23 +102,15 @@ def profile(preset: str, size: int, args) -> dict[str, float]:
     """Times (s), FLOPs and peak memory of one training step of ``preset`` at ``size`` × ``size``."""
     device, batch, repeats = torch.device(args.device), args.batch_size, args.repeats
     config = build_config(load_preset(preset), {"model": {"image_size": size}}, parse_overrides(args.overrides))
-    torch.manual_seed(0)
-    model = PhotoGeometricAutoencoder(config.model).to(device)
-    perceptual = perceptual_net(config.model.perceptual)
-    perceptual = perceptual.to(device) if perceptual is not None else None
-    objective = Objective(config.model, perceptual).to(device)
-    if config.train.channels_last:  # as the trainer does
-        model.to(memory_format=torch.channels_last)
-        objective.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=5e-4)
+    config.train.seed = 0
+    configure_process(config.train)
+    training = build_training(config, device, perceptual=perceptual_net(config.model.perceptual))
+    model, objective, optimizer = training.model, training.objective, training.optimizer
+    perceptual = objective.perceptual
     images = torch.rand(batch, 3, size, size, device=device)
 
-    def step():  # with the trainer's autocast setting (train.amp); the stages below run in float32
-        with torch.autocast(device.type, torch.bfloat16, enabled=config.train.amp == "bf16"):
-            loss = objective(model(images), images)["total"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    def step():  # the trainer's step after the depth-prior iterations; the stages below run in float32
+        train_step(training, images, config.train.depth_prior_iterations)
 
     result = {"step": timed(step, device, repeats)}
     with FlopCounterMode(display=False) as counter:
@@ -139,10 +133,24 @@ def profile(preset: str, size: int, args) -> dict[str, float]:
     return result
 
 
+def detach_prediction(pred: Prediction) -> Prediction:
+    """A copy of ``pred`` whose tensors are new leaves (the loss alone is timed on it)."""
+
+    def leaves(item):
+        values = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+        return {k: leaf(v) if isinstance(v, torch.Tensor) or v is None else leaves(v) for k, v in values.items()}
+
+    def rebuild(item, values):
+        nested = {k: rebuild(getattr(item, k), v) if isinstance(v, dict) else v for k, v in values.items()}
+        return dataclasses.replace(item, **nested)
+
+    return rebuild(pred, leaves(pred))
+
+
 def stage_times(model, objective, perceptual, images, device, repeats) -> dict[str, float]:
     """Forward + backward times of the step's stages, each on inputs detached from the others."""
     cfg = model.config
-    x = images * 2 - 1
+    x = to_signed(images)
     nets = [model.depth_net, model.albedo_net, model.light_net, model.view_net]
     nets += [model.conf_net] if model.conf_net is not None else []
 
@@ -152,8 +160,13 @@ def stage_times(model, objective, perceptual, images, device, repeats) -> dict[s
 
     with torch.no_grad():
         pred = model(images)
-    depth, views = leaf(pred.canon_depth), leaf(pred.view.repeat(2, 1))
-    canon_image, recon_depth = leaf(pred.canon_image), leaf(pred.recon_depth)
+    halves = (pred.recon, pred.recon_flipped)  # the renderer runs on both at once
+
+    def both(name: str) -> torch.Tensor:
+        return leaf(torch.cat([getattr(half, name) for half in halves]))
+
+    depth, canonical_image, recon_depth = both("canonical_depth"), both("canonical_image"), both("depth")
+    views = leaf(pred.view.repeat(2, 1))
     size = depth.shape[-1]
     faces = grid_faces(size, size, device=device)
 
@@ -163,21 +176,21 @@ def stage_times(model, objective, perceptual, images, device, repeats) -> dict[s
 
     with torch.no_grad():
         fragments = rasterize_grid(screen(), size, size)
-    light = pred.light_dir.detach().repeat(2, 1)
+    light = pred.light_direction.detach().repeat(2, 1)
     ambient, diffuse = pred.ambient.detach().repeat(2), pred.diffuse.detach().repeat(2)
 
     def interpolate():
         interpolate_depth(screen().flatten(1, 2), faces, fragments).mean().backward()
 
     def warp():
-        sample_canonical(canon_image, inverse_warp_grid(recon_depth, views, cfg.fov)).mean().backward()
+        sample_canonical(canonical_image, inverse_warp_grid(recon_depth, views, cfg.fov)).mean().backward()
 
     def shading():
         normal = normals_from_depth(depth, cfg.fov)
         lambertian(diffuse_shading(normal, light), ambient, diffuse).mean().backward()
 
     plain = Objective(cfg, None).to(device)
-    detached = dataclasses.replace(pred, **{f.name: leaf(getattr(pred, f.name)) for f in dataclasses.fields(pred)})
+    detached = detach_prediction(pred)
     features_in = torch.rand(3 * images.shape[0], 3, size, size, device=device, requires_grad=True)
     times = {
         "networks": timed(networks, device, repeats),

@@ -52,14 +52,14 @@ def loss_terms(depth: torch.Tensor, gt: torch.Tensor, fov: float) -> tuple[torch
 
 
 @torch.no_grad()
-def evaluate(net, images, gt, mc) -> tuple[float, float]:
+def evaluate(net, images, gt, model_config) -> tuple[float, float]:
     """Mean test SIDE (×1e-2) and MAD (degrees), the prediction valid everywhere."""
     sides, mads = [], []
     net.eval()
     for start in range(0, images.shape[0], 100):
-        depth = predict(net, images[start : start + 100], mc.min_depth, mc.max_depth).double()
+        depth = predict(net, images[start : start + 100], model_config.min_depth, model_config.max_depth).double()
         target = gt[start : start + 100].double()
-        scores = depth_metrics(depth, target, torch.ones_like(depth, dtype=torch.bool), mc.fov)
+        scores = depth_metrics(depth, target, torch.ones_like(depth, dtype=torch.bool), model_config.fov)
         sides.append(scores["side"])
         mads.append(scores["mad"])
     net.train()
@@ -80,13 +80,13 @@ def main() -> None:
 
     config = build_config(load_preset(args.preset), parse_overrides(args.overrides))
     schedule = replace(config.train, lr_schedule="cosine", lr_warmup=0, iterations=args.iterations)
-    mc, tc = config.model, config.train
+    model_config, tc = config.model, config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
-    train_images, train_depth = load_all(args.train, mc.image_size)
-    test_images, test_depth = load_all(args.test, mc.image_size)
-    net = EncoderDecoder(3, 1, mc.autoencoder_zdim, mc.depth_nf, None, mc.image_size)
+    train_images, train_depth = load_all(args.train, model_config.image_size)
+    test_images, test_depth = load_all(args.test, model_config.image_size)
+    net = EncoderDecoder(3, 1, model_config.autoencoder_zdim, model_config.depth_nf, None, model_config.image_size)
     optimizer = torch.optim.Adam(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     print(f"train {train_images.shape[0]} pairs, test {test_images.shape[0]}, threads {torch.get_num_threads()}")
     print(" ".join(f"{h:>7}" for h in ["iter", "min", "loss", "SIDE", "MAD"]))
@@ -101,14 +101,16 @@ def main() -> None:
         gt = torch.where(flip[:, None, None], gt.flip(-1), gt)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(schedule, iteration)
-        side2, normal = loss_terms(predict(net, images, mc.min_depth, mc.max_depth), gt, mc.fov)
+        side2, normal = loss_terms(
+            predict(net, images, model_config.min_depth, model_config.max_depth), gt, model_config.fov
+        )
         loss = side2 * 1e4 + args.normal_weight * normal * 10
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         iteration += 1
         if iteration % args.eval_every == 0 or iteration == args.iterations or time.monotonic() >= deadline:
-            test_side, test_mad = evaluate(net, test_images, test_depth, mc)
+            test_side, test_mad = evaluate(net, test_images, test_depth, model_config)
             minutes = (time.monotonic() - start) / 60
             print(
                 f"{iteration:>7} {minutes:>7.2f} {float(loss.detach()):>7.3f} {test_side:>7.3f} {test_mad:>7.2f}",

@@ -5,7 +5,8 @@ import torch
 
 from unsup3d.config import ModelConfig
 from unsup3d.losses import Objective
-from unsup3d.model import PhotoGeometricAutoencoder, ellipsoid_depth, gaussian_blur
+from unsup3d.model import PhotoGeometricAutoencoder, ellipsoid_depth
+from unsup3d.ops import gaussian_blur
 
 SMALL = dict(depth_nf=8, albedo_nf=8, encoder_nf=8, conf_nf=8, autoencoder_zdim=16, conf_zdim=16, perceptual="none")
 
@@ -20,20 +21,27 @@ def test_prediction_shapes_and_ranges(batch):
     model = small_model()
     with torch.no_grad():
         pred = model(torch.rand(batch, 3, 64, 64))
-    assert pred.canon_depth.shape == (2 * batch, 64, 64)
-    assert pred.recon_image.shape == (2 * batch, 3, 64, 64)
+    for half in (pred.recon, pred.recon_flipped):
+        assert half.canonical_depth.shape == half.depth.shape == (batch, 64, 64)
+        assert half.image.shape == half.canonical_image.shape == half.canonical_albedo.shape == (batch, 3, 64, 64)
+        assert half.canonical_normal.shape == (batch, 64, 64, 3) and half.canonical_shading.shape == (batch, 1, 64, 64)
+        depth = half.canonical_depth
+        assert float(depth.min()) >= 0.9 and float(depth.max()) <= 1.1
+        torch.testing.assert_close(depth[..., :2], torch.full_like(depth[..., :2], 1.04))
+        torch.testing.assert_close(depth[..., -2:], torch.full_like(depth[..., -2:], 1.04))
+        albedo = half.canonical_albedo
+        assert float(albedo.min()) >= 0.0 and float(albedo.max()) <= 1.0  # images in [0, 1]
     assert pred.recon_mask.shape == (batch, 64, 64)
-    assert pred.conf_photo.shape == (batch, 2, 64, 64) and pred.conf_perc is None  # no perceptual loss
+    assert pred.confidence.shape == (batch, 2, 64, 64) and pred.confidence_perceptual is None  # no perceptual loss
     with torch.no_grad():
-        assert small_model(perceptual="vgg16")(torch.rand(batch, 3, 64, 64)).conf_perc.shape == (batch, 2, 16, 16)
-    assert float(pred.canon_depth.min()) >= 0.9 and float(pred.canon_depth.max()) <= 1.1
-    torch.testing.assert_close(pred.canon_depth[..., :2], torch.full_like(pred.canon_depth[..., :2], 1.04))
-    torch.testing.assert_close(pred.canon_depth[..., -2:], torch.full_like(pred.canon_depth[..., -2:], 1.04))
+        with_perceptual = small_model(perceptual="vgg16")(torch.rand(batch, 3, 64, 64))
+    assert with_perceptual.confidence_perceptual.shape == (batch, 2, 16, 16)
     assert float(pred.view[:, :3].abs().max()) <= math.radians(60)
     assert float(pred.view[:, 5].abs().max()) == 0.0  # z translation range 0 by default
-    torch.testing.assert_close(pred.light_dir.norm(dim=1), torch.ones(batch))
-    torch.testing.assert_close(pred.canon_depth[batch:], pred.canon_depth[:batch].flip(-1))
-    torch.testing.assert_close(pred.canon_albedo[batch:], pred.canon_albedo[:batch].flip(-1))
+    torch.testing.assert_close(pred.light_direction.norm(dim=1), torch.ones(batch))
+    flipped = pred.recon_flipped
+    torch.testing.assert_close(flipped.canonical_depth, pred.recon.canonical_depth.flip(-1))
+    torch.testing.assert_close(flipped.canonical_albedo, pred.recon.canonical_albedo.flip(-1))
 
 
 def test_identity_view_reconstructs_the_canonical_image():
@@ -51,16 +59,17 @@ def test_identity_view_reconstructs_the_canonical_image():
 def test_ablation_switches():
     x = torch.rand(2, 3, 64, 64)
     pred = small_model(flip_albedo=False, flip_depth=False)(x)
-    torch.testing.assert_close(pred.canon_albedo[2:], pred.canon_albedo[:2])
-    torch.testing.assert_close(pred.canon_depth[2:], pred.canon_depth[:2])
+    torch.testing.assert_close(pred.recon_flipped.canonical_albedo, pred.recon.canonical_albedo)
+    torch.testing.assert_close(pred.recon_flipped.canonical_depth, pred.recon.canonical_depth)
     no_conf = small_model(use_conf=False)
     pred = no_conf(x)
-    assert pred.conf_photo is None and no_conf.conf_net is None
+    assert pred.confidence is None and no_conf.conf_net is None
     assert torch.isfinite(Objective(no_conf.config, None)(pred, x)["total"])
     no_light = small_model(use_light=False)
     with torch.no_grad():
         pred = no_light(x)
-    assert float(pred.canon_shading.min()) >= 0.0 and float(pred.canon_shading.max()) <= 2.0
+    shading = pred.recon.canonical_shading
+    assert float(shading.min()) >= 0.0 and float(shading.max()) <= 2.0
 
 
 def test_every_network_receives_gradient():
@@ -82,7 +91,7 @@ def test_bad_input_shape_is_rejected():
 def test_depth_blur_removes_stripes_and_keeps_constants():
     stripes = torch.zeros(1, 32, 32)
     stripes[:, :, ::3] = 1.0  # the 3-pixel-period texture that short runs tend to grow
-    blurred = gaussian_blur(stripes, 1.0)
+    blurred = gaussian_blur(stripes, 1.0, padding="reflect")
     assert float(blurred.std()) < 0.2 * float(stripes.std())
     torch.testing.assert_close(gaussian_blur(torch.full((2, 16, 16), 0.7), 1.5), torch.full((2, 16, 16), 0.7))
 
@@ -92,9 +101,10 @@ def test_without_flip_matches_the_first_half():
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         both, single = model(x), model(x, with_flip=False)
-    assert single.recon_depth.shape == (2, 64, 64) and single.recon_image.shape == (2, 3, 64, 64)
-    torch.testing.assert_close(single.recon_depth, both.recon_depth[:2])
-    torch.testing.assert_close(single.canon_image, both.canon_image[:2])
+    assert single.recon_flipped is None
+    assert single.recon.depth.shape == (2, 64, 64) and single.recon.image.shape == (2, 3, 64, 64)
+    torch.testing.assert_close(single.recon.depth, both.recon.depth)
+    torch.testing.assert_close(single.recon.canonical_image, both.recon.canonical_image)
 
 
 def test_ellipsoid_prior_is_a_convex_cap_inside_the_depth_range():
@@ -117,7 +127,7 @@ def test_larger_images_train_end_to_end(size):
     model = small_model(image_size=size)
     images = torch.rand(1, 3, size, size)
     pred = model(images)
-    assert pred.recon_image.shape == (2, 3, size, size) and pred.conf_photo.shape == (1, 2, size, size)
+    assert pred.recon_flipped.image.shape == (1, 3, size, size) and pred.confidence.shape == (1, 2, size, size)
     terms = Objective(model.config, None)(pred, images, 0)
     terms["total"].backward()
     assert torch.isfinite(terms["total"])

@@ -1,7 +1,10 @@
 """Self-describing, atomically written checkpoints, loaded without executing code.
 
-A checkpoint is a ``torch.save`` dictionary of tensors and plain Python values only (config as a dict), so it
-loads with ``torch.load(weights_only=True)``: loading never runs code from the file. Each ``step_*.pt`` has a
+A checkpoint is a ``torch.save`` dictionary of tensors and plain Python values only, so it loads with
+``torch.load(weights_only=True)``: loading never runs code from the file. It holds ``model`` (the weights),
+``model_config`` (the model's configuration, all that inference reads), and for training runs ``config`` (the
+whole run configuration, for resuming), ``optimizer`` and ``iteration``. Checkpoints written before
+``model_config`` existed carry it as ``config["model"]``. Each ``step_*.pt`` has a
 ``step_*.pt.sha256`` beside it holding the SHA-256 of its bytes. Both are written to temporary names, flushed to
 disk and renamed into place (the checksum first), so a killed process never leaves a half-written
 ``step_*.pt``; a file whose bytes do not match its checksum, or that fails to load, is reported and skipped when
@@ -156,10 +159,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not an unsup3d checkpoint (format version {FORMAT_VERSION})")
-    missing = [key for key in ("model", "config") if key not in state]
-    if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {missing}")
+    if "model" not in state or ("model_config" not in state and "config" not in state):
+        raise CheckpointError(f"checkpoint {path} lacks its weights ('model') or its 'model_config'")
     return state
+
+
+def stored_model_config(state: dict[str, Any]) -> dict[str, Any]:
+    """The model configuration a loaded checkpoint stores: ``model_config``, or ``config["model"]`` in
+    checkpoints written before it existed.
+
+    Raises:
+        CheckpointError: neither is a mapping.
+    """
+    found = state.get("model_config")
+    if found is None and isinstance(state.get("config"), dict):
+        found = state["config"].get("model")
+    if not isinstance(found, dict):
+        raise CheckpointError("the checkpoint holds no model configuration (a 'model_config' mapping)")
+    return found
 
 
 def load_latest(
@@ -217,11 +234,3 @@ def find_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         if found is not None:
             return found
     raise CheckpointError(f"no loadable checkpoint (step_XXXXXXXX.pt) in {path} or {path / 'checkpoints'}")
-
-
-def strip_wrappers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove the key prefixes that DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) add."""
-    for prefix in ("module.", "_orig_mod."):
-        if state_dict and all(key.startswith(prefix) for key in state_dict):
-            state_dict = {key[len(prefix) :]: value for key, value in state_dict.items()}
-    return state_dict

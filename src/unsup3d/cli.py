@@ -1,8 +1,9 @@
 """Command line: a thin shell over the library. ``unsup3d {synth,train,evaluate,reconstruct} --help``.
 
-Exit codes: 0 success, 1 unexpected error, 2 bad arguments or configuration, 3 bad data, 4 bad checkpoint,
-5 cannot write the output (folder not writable, disk full), 6 training stopped on non-finite numbers (state
-saved), 130 interrupted. ``--debug`` shows tracebacks.
+Exit codes: 0 success, 1 unexpected error, 2 bad arguments or configuration (including a feature whose optional
+extra is not installed, see :mod:`unsup3d.extras`), 3 bad data, 4 bad checkpoint, 5 cannot write the output
+(folder not writable, disk full), 6 training stopped on non-finite numbers (state saved), 130 interrupted.
+``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from unsup3d.config import ConfigError
+from unsup3d.extras import MissingExtraError, require
 from unsup3d.files import OutputError
 
 log = logging.getLogger("unsup3d")
@@ -41,7 +43,7 @@ def _exit_code(error: Exception) -> int:
     from unsup3d.data import DataError, ImageLoadError
     from unsup3d.engine.trainer import TrainingError
 
-    if isinstance(error, ConfigError):
+    if isinstance(error, ConfigError | MissingExtraError):
         return 2
     if isinstance(error, CheckpointError):
         return 4
@@ -78,8 +80,9 @@ def _add_synth(sub) -> None:
 
 
 def _synth(args) -> None:
-    from unsup3d.data.synthetic import write_dataset
+    from unsup3d.data.synthetic_dataset import write_dataset
 
+    require("skimage.data", "The synthetic face generator (photo backgrounds)")  # fail before writing files
     write_dataset(args.out, args.n_train, args.n_test, size=args.size, seed=args.seed)
     print(f"synthetic data written to {args.out}: train/ ({args.n_train} images), test/ ({args.n_test} with depth)")
 
@@ -216,7 +219,7 @@ def _convert(args) -> None:
     from unsup3d.inference import convert_original
 
     config = build_config(load_preset(args.preset), parse_overrides(args.overrides))
-    written = convert_original(args.source, args.out, config)
+    written = convert_original(args.source, args.out, config.model)
     print(f"converted {args.source} to {written}; use it with --checkpoint {written}")
 
 

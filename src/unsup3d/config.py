@@ -18,10 +18,11 @@ from typing import Any
 
 import yaml
 
+from unsup3d.conventions import FOV_DEGREES, IMAGE_SIZES
+
 PERCEPTUAL_CHOICES = ("efficientnet_lite0", "vgg16", "none")
 LR_SCHEDULES = ("constant", "cosine")
 AMP_MODES = ("none", "bf16")
-IMAGE_SIZES = (64, 128, 256)  # those unsup3d.nets has stages for (nets.SUPPORTED_IMAGE_SIZES; kept torch-free here)
 
 
 class ConfigError(ValueError):
@@ -33,7 +34,7 @@ class ModelConfig:
     """The photo-geometric autoencoder (paper §3, original code's constants)."""
 
     image_size: int = 64  # input and output resolution (square)
-    fov: float = 10.0  # camera field of view, degrees
+    fov: float = FOV_DEGREES  # camera field of view, degrees
     min_depth: float = 0.9  # canonical depth range
     max_depth: float = 1.1
     border_depth: float | None = None  # depth of the 2 left/right border columns; None: 0.7·max + 0.3·min
@@ -142,7 +143,11 @@ class TrainConfig:
         _check(self.depth_prior_iterations >= 0, "train.depth_prior_iterations", self.depth_prior_iterations, ">= 0")
         _check(self.depth_prior_relief > 0, "train.depth_prior_relief", self.depth_prior_relief, "> 0")
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", self.device, "auto, cpu, cuda")
-        _check(self.checkpoint_every > 0, "train.checkpoint_every", self.checkpoint_every, "> 0")
+        for name in ("checkpoint_every", "log_every", "image_log_every", "validate_every"):
+            _check(getattr(self, name) > 0, f"train.{name}", getattr(self, name), "> 0 iterations")
+        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
+        _check(self.max_minutes is None or self.max_minutes > 0, "train.max_minutes", self.max_minutes, "null or > 0")
+        _check(self.threads is None or self.threads > 0, "train.threads", self.threads, "null or > 0")
         _check(self.keep_checkpoints > 0, "train.keep_checkpoints", self.keep_checkpoints, "> 0")
         _check(self.num_workers >= 0, "train.num_workers", self.num_workers, ">= 0")
 
@@ -249,9 +254,15 @@ def build_config(*overrides: dict[str, Any]) -> Config:
     return config.validate()
 
 
-def config_from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a config saved with :meth:`Config.to_dict` (e.g. from a checkpoint)."""
-    return build_config(data)
+def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """Rebuild the model configuration saved in a checkpoint (``dataclasses.asdict(ModelConfig)``), validating
+    only it: the training and data sections of a run never matter to inference."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a model configuration must be a mapping, got {type(data).__name__}")
+    model = ModelConfig()
+    _apply(model, data, prefix="model.")
+    model.validate()
+    return model
 
 
 def _apply(target: Any, override: dict[str, Any], prefix: str) -> None:

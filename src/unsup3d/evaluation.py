@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from unsup3d.geometry import FOV_DEGREES
 from unsup3d.metrics import depth_metrics, summarize
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode inside the block and give it back in the mode it had."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
 def predict_view_depth(model, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Depth rendered in the input view, its validity mask and the view.
+    """Depth rendered in the input view, its validity mask and the view (the model in eval mode, then back in
+    its own mode).
 
     Args:
         model: a :class:`unsup3d.model.PhotoGeometricAutoencoder`.
@@ -18,10 +35,9 @@ def predict_view_depth(model, images: torch.Tensor) -> tuple[torch.Tensor, torch
     Returns:
         depth (B, S, S), valid (B, S, S) bool, view (B, 6).
     """
-    model.eval()
-    pred = model(images, with_flip=False)
-    b = images.shape[0]
-    depth = pred.recon_depth[:b]
+    with eval_mode(model):
+        pred = model(images, with_flip=False)
+    depth = pred.recon.depth
     return depth, depth < model.config.far_depth, pred.view
 
 
@@ -43,7 +59,7 @@ def evaluate_depth(model, dataset: Dataset, batch_size: int, device: torch.devic
     return {k: torch.cat(v) for k, v in scores.items()}
 
 
-def baseline_scores(dataset: Dataset, fov: float = 10.0) -> dict[str, dict[str, torch.Tensor]]:
+def baseline_scores(dataset: Dataset, fov: float = FOV_DEGREES) -> dict[str, dict[str, torch.Tensor]]:
     """Per-image scores of the trivial baselines of the paper's Table 2.
 
     ``constant``: a flat depth map; ``average``: the per-pixel mean of all ground-truth depth maps of the set.

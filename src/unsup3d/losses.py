@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unsup3d.model import Prediction, to_signed
+from unsup3d.model import Prediction
+from unsup3d.ops import to_signed
 
 EPS = 1e-7
 
@@ -56,16 +57,23 @@ def depth_smoothness(depth: torch.Tensor, depth_range: float) -> torch.Tensor:
     return (dx + dy) / depth_range
 
 
+def depth_prior_loss(depth: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance in cm² of (B, S, S) canonical depth to an (S, S) target shape (the depth-prior
+    iterations fit :func:`unsup3d.model.ellipsoid_depth`)."""
+    return (((depth - target) * 100) ** 2).mean()
+
+
 def _masked_mean(loss: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     weights = weights.expand_as(loss)
     return (loss * weights).sum() / weights.sum().clamp(min=EPS)
 
 
 class Objective(nn.Module):
-    """The total objective ``L + λ_f L' + λ_p (L_p + λ_f L_p') + λ_s L_smooth``.
+    """The total objective ``L + λ_f L' + λ_p (L_p + λ_f L_p') + λ_s L_smooth`` (Eqs. 3, 7 and the depth prior).
 
     Holds the frozen perceptual network (or none). ``forward(pred, images in [0, 1], iteration)`` returns a dict
-    of scalar tensors with ``"total"`` and each term.
+    of scalar tensors with ``"total"`` and each term. The photometric and perceptual terms compare images in
+    [-1, 1], the networks' range, as the paper's constants assume.
     """
 
     def __init__(self, config, perceptual: nn.Module | None) -> None:
@@ -78,33 +86,38 @@ class Objective(nn.Module):
         return 1.0 if iteration < cfg.lam_flip_start_iteration else cfg.lam_flip
 
     def forward(self, pred: Prediction, images: torch.Tensor, iteration: int = 0) -> dict[str, torch.Tensor]:
+        if pred.recon_flipped is None:
+            raise ValueError("the objective needs the flipped reconstruction: run the model with with_flip=True")
         cfg = self.config
         target = to_signed(images)
-        b = pred.batch_size
-        recon, recon_flip = pred.recon_image[:b], pred.recon_image[b:]
-        sig, sig_flip = _split(pred.conf_photo)
+        mask = pred.recon_mask
+        # Zero (grey) outside the mask, as the networks' range puts it.
+        recon = to_signed(pred.recon.image) * mask.unsqueeze(1)
+        recon_flipped = to_signed(pred.recon_flipped.image) * mask.unsqueeze(1)
+        sigma, sigma_flipped = _pair(pred.confidence)
         terms = {
-            "photo": photometric_nll(recon, target, pred.recon_mask, sig),
-            "photo_flip": photometric_nll(recon_flip, target, pred.recon_mask, sig_flip),
+            "photo": photometric_nll(recon, target, mask, sigma),
+            "photo_flip": photometric_nll(recon_flipped, target, mask, sigma_flipped),
         }
         lam_flip = self.flip_weight(iteration)
         total = terms["photo"] + lam_flip * terms["photo_flip"]
         if self.perceptual is not None:
-            feats = self.perceptual(torch.cat([pred.recon_image, target])).float()  # (3B, C, h, w)
-            f_recon, f_flip, f_target = feats[:b], feats[b : 2 * b], feats[2 * b :]
-            psig, psig_flip = _split(pred.conf_perc)
-            terms["perc"] = perceptual_nll(f_recon, f_target, pred.recon_mask, psig)
-            terms["perc_flip"] = perceptual_nll(f_flip, f_target, pred.recon_mask, psig_flip)
+            features = self.perceptual(torch.cat([recon, recon_flipped, target])).float()  # (3B, C, h, w)
+            f_recon, f_flipped, f_target = features.chunk(3)
+            sigma, sigma_flipped = _pair(pred.confidence_perceptual)
+            terms["perc"] = perceptual_nll(f_recon, f_target, mask, sigma)
+            terms["perc_flip"] = perceptual_nll(f_flipped, f_target, mask, sigma_flipped)
             total = total + cfg.lam_perc * (terms["perc"] + lam_flip * terms["perc_flip"])
         if cfg.lam_depth_smooth > 0:
-            interior = pred.canon_depth[:b, :, 2:-2]  # the clamped border columns are constant
+            interior = pred.recon.canonical_depth[:, :, 2:-2]  # the clamped border columns are constant
             terms["depth_smooth"] = depth_smoothness(interior, cfg.max_depth - cfg.min_depth)
             total = total + cfg.lam_depth_smooth * terms["depth_smooth"]
         terms["total"] = total
         return terms
 
 
-def _split(conf: torch.Tensor | None):
-    if conf is None:
+def _pair(confidence: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(B, 2, h, w) σ, σ′ → two (B, 1, h, w) maps; (None, None) without confidence."""
+    if confidence is None:
         return None, None
-    return conf[:, :1], conf[:, 1:]
+    return confidence[:, :1], confidence[:, 1:]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from unsup3d.geometry import depth_to_points, normals_from_depth
+from unsup3d.geometry import FOV_DEGREES, normals_from_depth
 
 __all__ = ["depth_metrics", "erode_mask", "evaluation_mask", "mad", "mae", "mse", "side", "summarize"]
 
@@ -87,7 +87,7 @@ def mad(
     pred_depth: torch.Tensor,
     gt_depth: torch.Tensor,
     mask: torch.Tensor,
-    fov: float = 10.0,
+    fov: float = FOV_DEGREES,
     original_bias: bool = False,
 ) -> torch.Tensor:
     """Mean angular deviation (degrees) between the normals of two depth maps (the original's NorErr_masked).
@@ -123,15 +123,7 @@ def mad(
 
 def _normals(depth: torch.Tensor, fov: float, original_bias: bool) -> torch.Tensor:
     """(B, S, S) depth → (B, S, S, 3) unit normals, or the original's slightly short ones (see :func:`mad`)."""
-    normal = F.normalize(normals_from_depth(depth, fov), dim=-1)
-    if not original_bias:
-        return normal
-    points = depth_to_points(depth, fov)  # (B, S, S, 3)
-    tu = points[:, 1:-1, 2:] - points[:, 1:-1, :-2]
-    tv = points[:, 2:, 1:-1] - points[:, :-2, 1:-1]
-    length = torch.ones_like(depth)  # the frame's (0, 0, 1) has length 1
-    length[:, 1:-1, 1:-1] = torch.linalg.cross(tu, tv, dim=-1).norm(dim=-1)
-    return normal * (length / (length + ORIGINAL_NORMAL_EPS))[..., None]
+    return normals_from_depth(depth, fov, shorten=ORIGINAL_NORMAL_EPS if original_bias else 0.0)
 
 
 def mae(pred_depth: torch.Tensor, gt_depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -152,7 +144,7 @@ def depth_metrics(
     pred_depth: torch.Tensor,
     gt_depth: torch.Tensor,
     valid_mask: torch.Tensor,
-    fov: float = 10.0,
+    fov: float = FOV_DEGREES,
     original_bias: bool = False,
 ) -> dict[str, torch.Tensor]:
     """All four metrics per image, inside :func:`evaluation_mask` ``(gt_depth, valid_mask)``.

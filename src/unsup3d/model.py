@@ -1,8 +1,8 @@
 """The photo-geometric autoencoder (paper §3): image → depth, albedo, light, view, confidence → reconstruction.
 
-The model computes and returns a :class:`Prediction`; it neither logs nor writes files. The batch is doubled
-internally: the first half uses the predicted canonical depth and albedo, the second half their horizontal flips
-(Eq. 2); light and view are shared by both halves.
+The model computes and returns a :class:`Prediction`; it neither logs nor writes files. The renderer runs once on
+a doubled batch: the predicted canonical depth and albedo, and their horizontal flips (Eq. 2), with light and
+view shared by both; the prediction hands the two halves out by name (``recon`` and ``recon_flipped``).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unsup3d.config import ModelConfig
 from unsup3d.geometry import normals_from_depth
 from unsup3d.nets import ConfidenceNet, Encoder, EncoderDecoder
+from unsup3d.ops import from_signed, gaussian_blur, to_signed
 from unsup3d.render import (
     diffuse_shading,
     inverse_warp_grid,
@@ -25,11 +25,6 @@ from unsup3d.render import (
     render_depth,
     sample_canonical,
 )
-
-
-def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """Map images from [0, 1] (the public convention) to [-1, 1] (what the networks see). The one place."""
-    return images * 2.0 - 1.0
 
 
 def scale_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -67,33 +62,40 @@ def ellipsoid_depth(config: ModelConfig, relief: float, axes: tuple[float, float
 
 
 @dataclass
+class Rendering:
+    """The canonical maps of B images and their rendering in the input view, size S, images in [0, 1]."""
+
+    canonical_depth: torch.Tensor  # (B, S, S) border columns clamped
+    canonical_albedo: torch.Tensor  # (B, 3, S, S)
+    canonical_normal: torch.Tensor  # (B, S, S, 3)
+    canonical_shading: torch.Tensor  # (B, 1, S, S) ambient + diffuse · max(0, ⟨n, l⟩)
+    canonical_image: torch.Tensor  # (B, 3, S, S) albedo × shading (not clamped)
+    depth: torch.Tensor  # (B, S, S) depth in the input view, clamped to [near_depth, far_depth]
+    image: torch.Tensor  # (B, 3, S, S) reconstruction in the input view, zero outside the validity mask
+
+
+@dataclass
 class Prediction:
     """Everything the model predicts for a batch of B images of size S.
 
-    Canonical maps are (B, …); rendered maps are (2B, …): rows [:B] from the predicted depth and albedo, rows
-    [B:] from their flips (only (B, …) when the model ran with ``with_flip=False``). Images are in [-1, 1] like
-    the networks' inputs.
+    ``recon`` renders the predicted canonical depth and albedo; ``recon_flipped`` their horizontal flips (the
+    flips each ablation keeps), or None when the model ran with ``with_flip=False``.
     """
 
-    canon_depth_raw: torch.Tensor  # (B, S, S) depth net output before tanh
-    canon_depth: torch.Tensor  # (2B, S, S) canonical depth, border columns clamped; [B:] flipped
-    canon_albedo: torch.Tensor  # (2B, 3, S, S) in [-1, 1]; [B:] flipped
+    canonical_depth_raw: torch.Tensor  # (B, S, S) depth net output before tanh
     ambient: torch.Tensor  # (B,) k_s
     diffuse: torch.Tensor  # (B,) k_d
-    light_dir: torch.Tensor  # (B, 3) unit light direction in the canonical frame
+    light_direction: torch.Tensor  # (B, 3) unit light direction in the canonical frame
     view: torch.Tensor  # (B, 6) (rx, ry, rz) radians, (tx, ty, tz)
-    conf_photo: torch.Tensor | None  # (B, 2, S, S) σ, σ′ for the photometric loss (softplus)
-    conf_perc: torch.Tensor | None  # (B, 2, S/4, S/4) σ, σ′ for the perceptual loss; None without one
-    canon_normal: torch.Tensor  # (2B, S, S, 3)
-    canon_shading: torch.Tensor  # (2B, 1, S, S)
-    canon_image: torch.Tensor  # (2B, 3, S, S) shaded canonical image in [-1, 1] (not clamped)
-    recon_depth: torch.Tensor  # (2B, S, S) depth in the input view, clamped to the valid range
-    recon_mask: torch.Tensor  # (B, S, S) pixels valid in both halves (detached float)
-    recon_image: torch.Tensor  # (2B, 3, S, S) reconstructions, zero outside recon_mask
+    confidence: torch.Tensor | None  # (B, 2, S, S) σ, σ′ for the photometric loss (softplus); None without
+    confidence_perceptual: torch.Tensor | None  # (B, 2, S/4, S/4) σ, σ′ for the perceptual loss, or None
+    recon_mask: torch.Tensor  # (B, S, S) pixels valid in both renderings (detached float)
+    recon: Rendering
+    recon_flipped: Rendering | None
 
     @property
     def batch_size(self) -> int:
-        return self.canon_depth_raw.shape[0]
+        return self.canonical_depth_raw.shape[0]
 
 
 class PhotoGeometricAutoencoder(nn.Module):
@@ -113,50 +115,44 @@ class PhotoGeometricAutoencoder(nn.Module):
 
     def forward(self, images: torch.Tensor, with_flip: bool = True) -> Prediction:
         """Decompose (B, 3, S, S) images in [0, 1]; ``with_flip=False`` skips the flipped reconstruction
-        (inference needs only the first half).
+        (inference needs only the first one).
 
         Under ``torch.autocast`` only the networks run in reduced precision: their outputs are cast to float32
         and the geometry (normals, shading, rasterisation, warping) runs with autocast off.
         """
         _check_images(images, self.config.image_size)
         x = to_signed(images)
-        cfg = self.config
         raw, depth = self.predict_depth(x)
         albedo, shading_map = self.predict_albedo(x)
-        ambient, diffuse, light_dir = self.predict_light(x)
+        ambient, diffuse, direction = self.predict_light(x)
         view = self.predict_view(x)
-        conf_photo, conf_perc = self.predict_confidence(x)
+        confidence, confidence_perceptual = self.predict_confidence(x)
         with torch.autocast(x.device.type, enabled=False):
             copies = 2 if with_flip else 1
-            canon_depth, canon_albedo = depth, albedo
             if with_flip:
-                canon_depth = torch.cat([depth, depth.flip(-1) if cfg.flip_depth else depth])
-                canon_albedo = torch.cat([albedo, albedo.flip(-1) if cfg.flip_albedo else albedo])
-            canon_normal = normals_from_depth(canon_depth, cfg.fov)
+                depth = torch.cat([depth, depth.flip(-1) if self.config.flip_depth else depth])
+                albedo = torch.cat([albedo, albedo.flip(-1) if self.config.flip_albedo else albedo])
+            normal = normals_from_depth(depth, self.config.fov)
             if shading_map is None:
-                diffuse_term = diffuse_shading(canon_normal, light_dir.repeat(copies, 1))
-                canon_shading = lambertian(diffuse_term, ambient.repeat(copies), diffuse.repeat(copies))
+                diffuse_term = diffuse_shading(normal, direction.repeat(copies, 1))
+                shading = lambertian(diffuse_term, ambient.repeat(copies), diffuse.repeat(copies))
             else:
-                canon_shading = shading_map.repeat(copies, 1, 1, 1)
-            canon_image = (canon_albedo / 2 + 0.5) * canon_shading * 2 - 1
-            views = view.repeat(copies, 1)
-            recon_depth, recon_image, recon_mask = self.reproject(canon_depth, canon_image, views, copies)
+                shading = shading_map.repeat(copies, 1, 1, 1)
+            image = albedo * shading
+            recon_depth, recon_image, mask = self.reproject(depth, image, view.repeat(copies, 1), copies)
+        maps = (depth, albedo, normal, shading, image, recon_depth, recon_image)  # (kB, ...) each
+        renderings = [Rendering(*half) for half in zip(*(m.chunk(copies) for m in maps), strict=True)]
         return Prediction(
-            canon_depth_raw=raw,
-            canon_depth=canon_depth,
-            canon_albedo=canon_albedo,
+            canonical_depth_raw=raw,
             ambient=ambient,
             diffuse=diffuse,
-            light_dir=light_dir,
+            light_direction=direction,
             view=view,
-            conf_photo=conf_photo,
-            conf_perc=conf_perc,
-            canon_normal=canon_normal,
-            canon_shading=canon_shading,
-            canon_image=canon_image,
-            recon_depth=recon_depth,
-            recon_mask=recon_mask,
-            recon_image=recon_image,
+            confidence=confidence,
+            confidence_perceptual=confidence_perceptual,
+            recon_mask=mask,
+            recon=renderings[0],
+            recon_flipped=renderings[1] if with_flip else None,
         )
 
     def networks(self) -> dict[str, nn.Module]:
@@ -180,7 +176,7 @@ class PhotoGeometricAutoencoder(nn.Module):
         cfg = self.config
         raw = self.depth_net(x)[:, 0].float()  # (B, S, S)
         if cfg.depth_blur > 0:
-            raw = gaussian_blur(raw, cfg.depth_blur)
+            raw = gaussian_blur(raw, cfg.depth_blur, padding="reflect")
         depth = bounded_depth(raw, cfg.min_depth, cfg.max_depth)
         border = torch.zeros_like(depth[:1])
         border[..., :2] = 1.0
@@ -189,11 +185,11 @@ class PhotoGeometricAutoencoder(nn.Module):
         return raw, depth
 
     def predict_albedo(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Albedo (B, 3, S, S) in [-1, 1]; with ``use_light=False`` also a shading map (B, 1, S, S) in [0, 2]."""
-        out = self.albedo_net(x).float()
+        """Albedo (B, 3, S, S) in [0, 1]; with ``use_light=False`` also a shading map (B, 1, S, S) in [0, 2]."""
+        out = self.albedo_net(x).float()  # tanh: [-1, 1]
         if self.config.use_light:
-            return out, None
-        return out[:, :3], out[:, 3:] + 1.0
+            return from_signed(out), None
+        return from_signed(out[:, :3]), out[:, 3:] + 1.0
 
     def predict_light(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Ambient (B,), diffuse (B,) and unit direction (B, 3) ``(lx, ly, 1)/|·|`` in the canonical frame."""
@@ -213,34 +209,23 @@ class PhotoGeometricAutoencoder(nn.Module):
         return v * scale
 
     def reproject(
-        self, canon_depth: torch.Tensor, canon_image: torch.Tensor, views: torch.Tensor, copies: int = 2
+        self, canonical_depth: torch.Tensor, canonical_image: torch.Tensor, views: torch.Tensor, copies: int = 2
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Π: render (kB, S, S) depth in the input view, warp the canonical image, mask invalid pixels.
+        """Π: render (kB, S, S) depth in the input view, warp the (kB, 3, S, S) canonical image, mask invalid
+        pixels.
 
         ``k`` is 2 (the second half flipped) or 1. Returns recon_depth (kB, S, S), recon_image (kB, 3, S, S),
         and the mask (B, S, S) of pixels valid in every half.
         """
         cfg = self.config
-        recon_depth = render_depth(canon_depth, views, cfg.fov)
+        recon_depth = render_depth(canonical_depth, views, cfg.fov)
         recon_depth = recon_depth.clamp(cfg.near_depth, cfg.far_depth)
         grid = inverse_warp_grid(recon_depth, views, cfg.fov)
-        recon_image = sample_canonical(canon_image, grid)
+        recon_image = sample_canonical(canonical_image, grid)
         valid = (recon_depth < cfg.far_depth).float().view(copies, -1, *recon_depth.shape[1:])
         mask = valid.prod(dim=0).detach()
         recon_image = recon_image * mask.repeat(copies, 1, 1).unsqueeze(1)
         return recon_depth, recon_image, mask
-
-
-def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, H, W) maps with standard deviation ``sigma`` pixels, reflected borders."""
-    radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    x = maps.unsqueeze(1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
-    return x[:, 0]
 
 
 def _check_images(images: torch.Tensor, size: int) -> None:

@@ -13,7 +13,6 @@ from unsup3d.data import (
     ImageLoadError,
     find_images,
     load_image,
-    make_loader,
     resize_square,
     to_tensor,
 )
@@ -224,51 +223,3 @@ def test_getitem_skips_unreadable_files_without_crashing(tmp_path, caplog):
     assert torch.allclose(item["image"][:, 0, 0], torch.tensor([1.0, 2.0, 3.0]) / 255)
     with pytest.raises(IndexError):
         dataset[3]
-
-
-def asymmetric_folder(root: Path, count: int = 12) -> None:
-    for i in range(count):
-        image = Image.new("RGB", (16, 16), (0, 0, 0))
-        image.paste((255, 255, 255), (0, 0, 4, 16))  # white left band
-        image.save(root / f"{i:02d}.png")
-
-
-def flip_pattern(loader) -> list[tuple[int, bool]]:
-    """(index, flipped) for every item of one epoch: a flipped image has its white band on the right."""
-    pattern = []
-    for batch in loader:
-        for index, image in zip(batch["index"].tolist(), batch["image"], strict=True):
-            pattern.append((index, bool(image[0, 0, -1] > 0.5)))
-    return pattern
-
-
-def test_hflip_is_random_and_repeats_under_a_seed(tmp_path):
-    asymmetric_folder(tmp_path, 16)
-    dataset = ImageFolderDataset(tmp_path, image_size=8, hflip=True)
-    torch.manual_seed(5)
-    first = flip_pattern(make_loader(dataset, batch_size=4, shuffle=True, seed=3))
-    torch.manual_seed(5)
-    second = flip_pattern(make_loader(dataset, batch_size=4, shuffle=True, seed=3))
-    assert first == second
-    flips = [flipped for _, flipped in first]
-    assert any(flips) and not all(flips)
-    assert sorted(index for index, _ in first) == list(range(16))
-    assert not any(f for _, f in flip_pattern(make_loader(ImageFolderDataset(tmp_path, 8), 4)))
-
-
-def test_hflip_repeats_with_workers(tmp_path):
-    asymmetric_folder(tmp_path, 12)
-    dataset = ImageFolderDataset(tmp_path, image_size=8, hflip=True)
-    runs = [flip_pattern(make_loader(dataset, 3, shuffle=True, num_workers=2, seed=7)) for _ in range(2)]
-    assert runs[0] == runs[1]
-    other = flip_pattern(make_loader(dataset, 3, shuffle=True, num_workers=2, seed=8))
-    assert other != runs[0]
-
-
-def test_make_loader_drop_last_and_checks(tmp_path):
-    asymmetric_folder(tmp_path, 5)
-    dataset = ImageFolderDataset(tmp_path, image_size=8)
-    assert len(make_loader(dataset, 2, drop_last=True)) == 2
-    assert len(make_loader(dataset, 2)) == 3
-    with pytest.raises(ValueError):
-        make_loader(dataset, 0)

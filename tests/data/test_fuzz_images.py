@@ -29,13 +29,17 @@ def valid_image_bytes(mode: str, width: int, height: int, fmt: str, seed: int) -
     return buffer.getvalue()
 
 
-def check_load(path) -> None:
+def check_load(path, intact_size: tuple[int, int] | None = None) -> None:
+    """Load ``path``; an image given its ``intact_size`` (width, height) must load, at that size."""
     try:
         image = load_image(path)
     except ImageLoadError as error:
+        assert intact_size is None, f"an intact image failed to load: {error}"
         assert error.reason and error.path == path
         return
     assert image.mode == "RGB" and min(image.size) >= 1
+    if intact_size is not None:
+        assert image.size == intact_size
     tensor = to_tensor(resize_square(image, 8))
     assert tensor.shape == (3, 8, 8) and 0 <= float(tensor.min()) <= float(tensor.max()) <= 1
 
@@ -65,7 +69,7 @@ def test_valid_damaged_and_truncated_images(tmp_path, mode, width, height, fmt, 
         return  # this format cannot store this mode: nothing to load
     path = tmp_path / "image.png"
     path.write_bytes(bytes(data))
-    check_load(path)  # intact: must load unless the format is exotic for the mode
+    check_load(path, intact_size=(width, height))  # every mode a format can store must load back
     for position in flips:
         data[position % len(data)] ^= 0xFF
     path.write_bytes(bytes(data[: max(1, int(len(data) * cut))]))

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
-from unsup3d.data import ImageLoadError, PairedDepthDataset, make_loader
+from unsup3d.data import ImageLoadError, PairedDepthDataset
 from unsup3d.data.paired import decode_png_depth
 
 SIZE = 16
@@ -110,7 +111,7 @@ def test_crop_applies_identically_to_image_and_depth(tmp_path):
 
 def test_loader_batches_paired_items(tmp_path):
     make_paired(tmp_path)
-    batch = next(iter(make_loader(PairedDepthDataset(tmp_path, image_size=8), batch_size=2)))
+    batch = next(iter(DataLoader(PairedDepthDataset(tmp_path, image_size=8), batch_size=2)))
     assert batch["image"].shape == (2, 3, 8, 8) and batch["depth"].shape == (2, 8, 8)
     assert batch["name"] == ["sub/0001_image", "sub/0002_image"]
 

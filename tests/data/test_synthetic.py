@@ -13,6 +13,7 @@ from PIL import Image
 
 from unsup3d.data import synthetic as syn
 from unsup3d.data import synthetic_shapes as shapes
+from unsup3d.data.synthetic_dataset import write_dataset
 from unsup3d.geometry import focal_length, project, transform_points
 
 
@@ -164,7 +165,7 @@ def test_train_and_test_streams_are_disjoint():
 
 
 def test_write_dataset_round_trip(tmp_path):
-    out = syn.write_dataset(tmp_path / "synth", n_train=5, n_test=3, size=32, seed=1, progress=False, batch_size=2)
+    out = write_dataset(tmp_path / "synth", n_train=5, n_test=3, size=32, seed=1, progress=False, batch_size=2)
     assert sorted(p.name for p in (out / "train").iterdir()) == [f"{k:05d}.png" for k in range(5)]
     for k in range(3):
         name = f"{k:05d}"
@@ -181,7 +182,7 @@ def test_write_dataset_round_trip(tmp_path):
     assert (info["seed"], info["n_train"], info["n_test"], info["size"]) == (1, 5, 3, 32)
     assert (out / "README.txt").read_text().startswith("unsup3d synthetic faces")
     # Deterministic, independent of the batch size; the test samples match render_sample on their streams.
-    again = syn.write_dataset(tmp_path / "again", n_train=5, n_test=3, size=32, seed=1, progress=False, batch_size=8)
+    again = write_dataset(tmp_path / "again", n_train=5, n_test=3, size=32, seed=1, progress=False, batch_size=8)
     np.testing.assert_array_equal(np.load(again / "test/depth/00002.npy"), np.load(out / "test/depth/00002.npy"))
     assert (again / "train/00004.png").read_bytes() == (out / "train/00004.png").read_bytes()
     _, test_rngs = syn.split_generators(1, 5, 3)

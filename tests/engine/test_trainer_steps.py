@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -50,7 +52,7 @@ def test_non_finite_gradient_skips_the_step(trainer):
 
 def test_persistent_non_finite_loss_stops_the_run_with_its_state_saved(trainer, monkeypatch, caplog):
     trainer.fit(until=2)
-    monkeypatch.setattr(trainer, "objective", lambda *args: {"total": torch.tensor(float("nan"))})
+    monkeypatch.setattr(trainer.training, "objective", lambda *args: {"total": torch.tensor(float("nan"))})
     with pytest.raises(TrainingError, match=f"non-finite for {MAX_NONFINITE_STEPS} consecutive steps; state saved"):
         trainer.fit(until=10)
     assert trainer.iteration == 2
@@ -103,8 +105,10 @@ def test_bf16_autocast_keeps_the_geometry_in_float32(trainer):
         with torch.autocast("cpu", torch.bfloat16):
             pred = trainer.model(images)
             mixed = trainer.objective(pred, images)["total"]
-    for name in ("canon_depth", "canon_normal", "recon_depth", "recon_image", "view", "conf_photo"):
-        assert getattr(pred, name).dtype == torch.float32, name
+    for half in (pred.recon, pred.recon_flipped):
+        for name in ("canonical_depth", "canonical_normal", "depth", "image"):
+            assert getattr(half, name).dtype == torch.float32, name
+    assert pred.view.dtype == pred.confidence.dtype == torch.float32
     assert mixed.dtype == torch.float32
     torch.testing.assert_close(mixed, reference, rtol=0.05, atol=0.02)  # bfloat16 networks: ~3 digits
     trainer.config.train.amp = "bf16"
@@ -148,3 +152,26 @@ def test_compile_option_matches_eager_and_keeps_checkpoint_keys(tmp_path):
     assert compiled.iteration == 2
     saved = load_checkpoint(list_checkpoints(tmp_path / "run1" / "checkpoints")[-1])["model"]
     assert set(saved) == set(eager.model.state_dict())
+
+
+def test_flips_are_random_and_a_function_of_seed_and_iteration(trainer):
+    images = torch.zeros(16, 3, 64, 64)
+    images[..., :8] = 1.0  # a white band on the left: flipped images have it on the right
+
+    def flipped(iteration: int) -> list[bool]:
+        trainer.iteration = iteration
+        return (trainer.augment(images)[:, 0, 0, -1] > 0.5).tolist()
+
+    first = flipped(5)
+    assert any(first) and not all(first)
+    assert flipped(5) == first  # a resumed run repeats its flips
+    assert flipped(6) != first
+    trainer.config.data.hflip = False
+    assert not any(flipped(5))
+
+
+def test_checkpoints_store_the_model_configuration_on_its_own(trainer):
+    trainer.fit(until=1)
+    state = load_checkpoint(list_checkpoints(trainer.run_dir / "checkpoints")[-1])
+    assert state["model_config"] == dataclasses.asdict(trainer.config.model)
+    assert state["config"] == trainer.config.to_dict()  # the whole run, for resuming

@@ -5,14 +5,11 @@ import torch
 
 from unsup3d.geometry import (
     depth_to_points,
-    euler_to_matrix,
     focal_length,
     intrinsics,
-    inverse_transform_points,
     normals_from_depth,
     normals_from_points,
     project,
-    transform_points,
 )
 
 
@@ -33,31 +30,6 @@ def test_backprojection_then_projection_returns_pixel_centres(batch):
     torch.testing.assert_close(uvz[..., 0], u.double().expand(batch, -1, -1))
     torch.testing.assert_close(uvz[..., 1], v.double().expand(batch, -1, -1))
     torch.testing.assert_close(uvz[..., 2], depth)
-
-
-def test_rotation_order_and_orthonormality():
-    angles = torch.tensor([[0.3, -0.4, 0.5]], dtype=torch.float64)
-    rot = euler_to_matrix(angles)[0]
-    torch.testing.assert_close(rot @ rot.T, torch.eye(3, dtype=torch.float64))
-    assert torch.det(rot).item() == pytest.approx(1.0)
-    rx = euler_to_matrix(torch.tensor([[0.3, 0.0, 0.0]], dtype=torch.float64))[0]
-    ry = euler_to_matrix(torch.tensor([[0.0, -0.4, 0.0]], dtype=torch.float64))[0]
-    rz = euler_to_matrix(torch.tensor([[0.0, 0.0, 0.5]], dtype=torch.float64))[0]
-    torch.testing.assert_close(rot, rz @ ry @ rx)
-    # A positive yaw (about +y) takes +z towards +x: right-handed.
-    quarter = euler_to_matrix(torch.tensor([[0.0, math.pi / 2, 0.0]], dtype=torch.float64))[0]
-    torch.testing.assert_close(
-        quarter @ torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64),
-        torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
-    )
-
-
-def test_transform_rotates_about_the_centre_and_inverts():
-    view = torch.tensor([[0.2, 0.7, -0.1, 0.01, 0.02, -0.03]], dtype=torch.float64)
-    centre = torch.tensor([[[0.0, 0.0, 1.0]]], dtype=torch.float64)
-    torch.testing.assert_close(transform_points(centre, view), centre + view[:, None, 3:])
-    points = torch.randn(1, 5, 4, 3, dtype=torch.float64)
-    torch.testing.assert_close(inverse_transform_points(transform_points(points, view), view), points)
 
 
 def test_fronto_parallel_plane_has_normal_plus_z():
@@ -96,5 +68,3 @@ def test_normals_gradcheck():
 def test_bad_shapes_are_rejected():
     with pytest.raises(ValueError):
         depth_to_points(torch.ones(4, 4))
-    with pytest.raises(ValueError):
-        euler_to_matrix(torch.ones(2, 4))

@@ -72,20 +72,20 @@ def test_converted_checkpoint_predicts_like_the_original_weights(tmp_path, origi
     source = original_checkpoint(tmp_path / "checkpoint030.pth", model, legacy)
     loaded = load_original(source)
     assert loaded["epoch"] == 30 and type(loaded["metrics_trace"]).__name__ == "_Discarded"
-    target = convert_original(source, tmp_path / "converted.pt", build_config({"model": TINY}))
-    assert load_checkpoint(target)["config"]["model"]["use_conf"] is True
+    target = convert_original(source, tmp_path / "converted.pt", build_config({"model": TINY}).model)
+    assert load_checkpoint(target)["model_config"]["use_conf"] is True
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     expected = Reconstructor(model, device="cpu")(images)
     converted = Reconstructor.from_checkpoint(target, device="cpu")(images)
-    for name in ("depth", "canonical_depth", "albedo", "view", "light_direction", "confidence"):
+    for name in ("depth", "canonical_depth", "canonical_albedo", "view", "light_direction", "confidence"):
         torch.testing.assert_close(getattr(converted, name), getattr(expected, name), equal_nan=True)
 
 
 def test_checkpoint_without_confidence_net_converts_without_it(tmp_path, original_module):
     model = PhotoGeometricAutoencoder(build_config({"model": TINY}).model)
     source = original_checkpoint(tmp_path / "car.pth", model, legacy=True, with_conf=False)
-    target = convert_original(source, tmp_path / "car.pt", build_config({"model": TINY}))
-    assert load_checkpoint(target)["config"]["model"]["use_conf"] is False
+    target = convert_original(source, tmp_path / "car.pt", build_config({"model": TINY}).model)
+    assert load_checkpoint(target)["model_config"]["use_conf"] is False
     assert Reconstructor.from_checkpoint(target).model.conf_net is None
 
 
@@ -95,7 +95,7 @@ def test_malicious_original_checkpoint_is_refused_and_nothing_runs(tmp_path, ori
     model = PhotoGeometricAutoencoder(build_config({"model": TINY}).model)
     source = original_checkpoint(tmp_path / "evil.pth", model, legacy, extra={"epoch": RunsACommand(marker)})
     with pytest.raises(CheckpointError, match="refusing to load '(posix|os).system'"):
-        convert_original(source, tmp_path / "out.pt", build_config({"model": TINY}))
+        convert_original(source, tmp_path / "out.pt", build_config({"model": TINY}).model)
     assert not marker.exists() and not (tmp_path / "out.pt").exists()
     assert main(["convert-original", str(source), "--out", str(tmp_path / "out.pt"), "--set", "model.depth_nf=4"]) == 4
     assert not marker.exists()
@@ -107,7 +107,7 @@ def test_wrong_model_constants_are_a_clear_error(tmp_path, original_module):
     model = PhotoGeometricAutoencoder(build_config({"model": TINY}).model)
     source = original_checkpoint(tmp_path / "checkpoint030.pth", model, legacy=False)
     with pytest.raises(CheckpointError, match="do not fit the configured networks"):
-        convert_original(source, tmp_path / "out.pt", build_config({"model": {**TINY, "depth_nf": 8}}))
+        convert_original(source, tmp_path / "out.pt", build_config({"model": {**TINY, "depth_nf": 8}}).model)
     (tmp_path / "notes.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read original checkpoint"):
         load_original(tmp_path / "notes.pth")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -30,10 +31,17 @@ def tiny_config() -> Config:
     return Config(model=model).validate()
 
 
-def save_checkpoint(path, model, config, iteration=5):
+def save_checkpoint(path, model, run_config, iteration=5, **changes):
     """The engine's checkpoint format, written by hand (inference must not depend on the engine)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format_version": 1, "iteration": iteration, "config": config.to_dict(), "model": model.state_dict()}
+    state = {
+        "format_version": 1,
+        "iteration": iteration,
+        "model_config": dataclasses.asdict(run_config.model),
+        "config": run_config.to_dict(),
+        "model": model.state_dict(),
+        **changes,
+    }
     torch.save(state, path)
     return path
 
@@ -104,6 +112,32 @@ def test_unusable_checkpoints_raise(tmp_path, tiny_model):
         Reconstructor.from_checkpoint(mismatched)
 
 
+def test_inference_reads_only_the_model_configuration(tmp_path, tiny_model):
+    """Training and data keys of another version (renamed, removed, unknown) never stop a checkpoint loading."""
+    run_config = tiny_config().to_dict()
+    run_config["train"]["a_renamed_training_key"] = 3
+    run_config["data"] = {"an_unknown_data_key": "x"}
+    path = save_checkpoint(tmp_path / "future.pt", tiny_model, tiny_config(), config=run_config)
+    images = random_images(2)
+    expected = Reconstructor(tiny_model, "cpu")(images)
+    torch.testing.assert_close(Reconstructor.from_checkpoint(path, "cpu")(images).view, expected.view)
+
+
+def test_checkpoints_from_before_model_config_still_load(tmp_path, tiny_model):
+    path = save_checkpoint(tmp_path / "old.pt", tiny_model, tiny_config())
+    state = torch.load(path, weights_only=True)
+    del state["model_config"]  # the layout before the model configuration was stored on its own
+    torch.save(state, path)
+    assert Reconstructor.from_checkpoint(path, "cpu").config == tiny_config().model
+
+
+def test_an_invalid_model_configuration_names_the_key(tmp_path, tiny_model):
+    model_config = {**dataclasses.asdict(tiny_config().model), "depth_nf": 3}
+    path = save_checkpoint(tmp_path / "bad.pt", tiny_model, tiny_config(), model_config=model_config)
+    with pytest.raises(CheckpointError, match="model.depth_nf"):
+        Reconstructor.from_checkpoint(path, "cpu")
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_shapes_and_ranges(reconstructor, batch):
     rec = reconstructor(random_images(batch))
@@ -113,8 +147,8 @@ def test_shapes_and_ranges(reconstructor, batch):
         "depth": (batch, s, s),
         "canonical_depth": (batch, s, s),
         "canonical_normal": (batch, s, s, 3),
-        "albedo": (batch, 3, s, s),
-        "shading": (batch, 1, s, s),
+        "canonical_albedo": (batch, 3, s, s),
+        "canonical_shading": (batch, 1, s, s),
         "canonical_image": (batch, 3, s, s),
         "recon_image": (batch, 3, s, s),
         "confidence": (batch, 2, s, s),
@@ -129,7 +163,7 @@ def test_shapes_and_ranges(reconstructor, batch):
         assert value.device.type == "cpu" and value.dtype == torch.float32, name
     assert rec.confidence_perceptual is None  # no perceptual loss: its confidence head is not used
     assert len(rec) == batch
-    for name in ("image", "albedo", "canonical_image", "recon_image"):
+    for name in ("image", "canonical_albedo", "canonical_image", "recon_image"):
         value = getattr(rec, name)
         assert value.min() >= 0 and value.max() <= 1, name
     cfg = reconstructor.config
@@ -187,7 +221,7 @@ def test_write_outputs_writes_every_file(reconstructor, tmp_path):
     with Image.open(out / "confidence.png") as image:
         assert image.size == (2 * SIZE, SIZE)  # photometric σ, σ′ only: this model has no perceptual loss
     with Image.open(out / "albedo.png") as image:
-        expected = (rec.albedo[1].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+        expected = (rec.canonical_albedo[1].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
         np.testing.assert_array_equal(np.asarray(image), expected)
 
     meta = json.loads((out / "view_light.json").read_text())

@@ -4,14 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from _reference_renderer import render_depth_reference
+from _scenes import grid_screen, random_views, smooth_depth
 
 from unsup3d.geometry import depth_to_points, project, transform_points
 from unsup3d.render import (
     BACKGROUND_DEPTH,
     grid_faces,
-    interpolate_attributes,
     interpolate_depth,
     rasterize,
     rasterize_grid,
@@ -21,26 +20,6 @@ from unsup3d.render import (
 rasterize_module = importlib.import_module("unsup3d.render.rasterize")
 
 
-def smooth_depth(batch, size, seed, relief=0.08, border=None):
-    """Random smooth depth maps around 1, optionally with the model's clamped border columns."""
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(batch, 1, size, size, generator=gen, dtype=torch.float64)
-    smooth = F.avg_pool2d(noise, 5, 1, 2, count_include_pad=False)[:, 0]
-    smooth = smooth / smooth.abs().amax(dim=(1, 2), keepdim=True)
-    depth = 1.0 + relief * smooth
-    if border is not None:
-        depth[:, :, :2] = border
-        depth[:, :, -2:] = border
-    return depth
-
-
-def random_views(batch, seed, max_degrees=60.0, max_shift=0.05):
-    gen = torch.Generator().manual_seed(seed)
-    rot = (torch.rand(batch, 3, generator=gen, dtype=torch.float64) * 2 - 1) * math.radians(max_degrees)
-    shift = (torch.rand(batch, 3, generator=gen, dtype=torch.float64) * 2 - 1) * max_shift
-    return torch.cat([rot, shift], dim=1)
-
-
 def test_grid_faces_cover_every_cell_twice():
     faces = grid_faces(3, 4)
     assert faces.shape == (2 * 2 * 3, 3)
@@ -48,12 +27,6 @@ def test_grid_faces_cover_every_cell_twice():
     assert set(faces.flatten().tolist()) == set(range(12))
     assert faces[0].tolist() == [0, 4, 1]
     assert faces[6].tolist() == [1, 4, 5]
-
-
-def test_identity_view_reproduces_canonical_depth_on_every_pixel():
-    depth = smooth_depth(2, 16, seed=0)
-    rendered = render_depth(depth, torch.zeros(2, 6, dtype=torch.float64))
-    torch.testing.assert_close(rendered, depth, atol=1e-12, rtol=0)
 
 
 def test_rotated_plane_matches_analytic_depth():
@@ -129,11 +102,6 @@ def test_chunked_rasterization_is_identical(monkeypatch):
     torch.testing.assert_close(render_depth(depth, views), expected, atol=0, rtol=0)
 
 
-def grid_screen(depth, views, fov=10.0):
-    """(B, H, W, 3) screen vertices of depth grids seen from views."""
-    return project(transform_points(depth_to_points(depth, fov), views), depth.shape[-1], fov)
-
-
 def test_small_triangle_path_equals_box_expansion(monkeypatch):
     screen = grid_screen(smooth_depth(4, 32, seed=14, border=1.04), random_views(4, seed=15)).float()
     dense = rasterize_grid(screen, 32, 32).face_index
@@ -195,24 +163,6 @@ def test_batch_elements_are_independent():
         torch.testing.assert_close(render_depth(depth[b : b + 1], views[b : b + 1])[0], batched[b])
 
 
-def test_attributes_interpolate_perspective_correctly():
-    size, fov = 16, 10.0
-    depth = smooth_depth(2, size, seed=8)
-    views = random_views(2, seed=9, max_degrees=30)
-    points = transform_points(depth_to_points(depth, fov), views).reshape(2, -1, 3)
-    screen = project(points, size, fov)
-    faces = grid_faces(size, size)
-    fragments = rasterize(screen, faces, size, size)
-    # The camera-frame position is linear over each triangle: interpolating it must give the ray's hit point.
-    hit_points = interpolate_attributes(screen, faces, fragments, points)  # (B, 3, H, W)
-    z = interpolate_depth(screen, faces, fragments)
-    mask = fragments.mask
-    torch.testing.assert_close(hit_points[:, 2][mask], z[mask], atol=1e-12, rtol=0)
-    expected = depth_to_points(torch.where(mask, z, torch.ones_like(z)), fov).permute(0, 3, 1, 2)
-    torch.testing.assert_close(hit_points.permute(0, 2, 3, 1)[mask], expected.permute(0, 2, 3, 1)[mask])
-    assert float(hit_points.permute(0, 2, 3, 1)[~mask].abs().max()) == 0.0
-
-
 def test_render_depth_gradcheck():
     depth = smooth_depth(1, 6, seed=10, relief=0.03).requires_grad_(True)
     view = torch.tensor([[0.05, 0.1, -0.03, 0.001, 0.002, 0.0]], dtype=torch.float64, requires_grad=True)
@@ -224,13 +174,19 @@ def test_render_depth_gradcheck():
     assert torch.autograd.gradcheck(fn, (depth, view), eps=1e-7, atol=1e-6)
 
 
-def test_background_has_zero_gradient():
-    depth = smooth_depth(1, 8, seed=11).requires_grad_(True)
-    view = torch.tensor([[0.0, 0.0, 0.0, 0.03, 0.0, 0.0]], dtype=torch.float64)
+def test_background_has_zero_gradient(device):
+    depth = smooth_depth(1, 8, seed=11).to(device).requires_grad_(True)
+    view = torch.tensor([[0.0, 0.0, 0.0, 0.03, 0.0, 0.0]], dtype=torch.float64, device=device, requires_grad=True)
     out = render_depth(depth, view)
-    assert bool((out == BACKGROUND_DEPTH).any())
-    out.sum().backward()
-    assert torch.isfinite(depth.grad).all()
+    background = out == BACKGROUND_DEPTH
+    assert bool(background.any()) and bool((~background).any())
+    # Upstream gradient on background pixels only: nothing may reach the depth or the view, not even a NaN.
+    depth_grad, view_grad = torch.autograd.grad(out, (depth, view), background.to(out.dtype), retain_graph=True)
+    assert torch.equal(depth_grad, torch.zeros_like(depth_grad))
+    assert torch.equal(view_grad, torch.zeros_like(view_grad))
+    # The same backward pass does carry gradient from the covered pixels.
+    depth_grad, view_grad = torch.autograd.grad(out, (depth, view), (~background).to(out.dtype))
+    assert bool(depth_grad.abs().sum() > 0) and bool(view_grad.abs().sum() > 0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -1,6 +1,6 @@
 """Datasets: folders of images for training, images paired with ground-truth depth for evaluation."""
 
-from unsup3d.data.folder import ImageFolderDataset, make_loader, seed_worker
+from unsup3d.data.folder import ImageFolderDataset
 from unsup3d.data.images import (
     IMAGE_EXTENSIONS,
     DataError,
@@ -22,10 +22,8 @@ __all__ = [
     "PairedDepthDataset",
     "find_images",
     "load_image",
-    "make_loader",
     "open_image",
     "resize_square",
-    "seed_worker",
     "to_rgb",
     "to_tensor",
 ]

@@ -42,7 +42,7 @@ BACKGROUND = (255, 255, 255)
 Crop = int | Sequence[int] | None
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
-_WIDE_GRAY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+WIDE_GRAY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
 class DataError(ValueError):
@@ -126,7 +126,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """
     if image.mode == "RGB" and "transparency" not in image.info:
         return image
-    if image.mode in _WIDE_GRAY_MODES or image.mode == "F":
+    if image.mode in WIDE_GRAY_MODES or image.mode == "F":
         return _wide_gray_to_rgb(image)
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
         rgba = image.convert("RGBA")

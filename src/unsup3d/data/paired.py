@@ -35,6 +35,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from unsup3d.data.images import (
+    WIDE_GRAY_MODES,
     Crop,
     DataError,
     ImageLoadError,
@@ -50,7 +51,6 @@ __all__ = ["PairedDepthDataset", "decode_png_depth", "find_depth_file"]
 logger = logging.getLogger(__name__)
 
 PNG_NEAR, PNG_RANGE = 0.9, 0.2  # depth = (PNG_NEAR + PNG_RANGE) − PNG_RANGE · g
-_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def find_depth_file(image_path: Path, image_root: Path, depth_root: Path) -> Path | None:
@@ -124,7 +124,7 @@ class PairedDepthDataset(Dataset):
         if path.suffix.lower() == ".npy":
             return self._load_npy_depth(path, image_size)
         gray = open_image(path)
-        if gray.mode in _SIXTEEN_BIT_MODES:
+        if gray.mode in WIDE_GRAY_MODES:
             raise ValueError("16-bit depth PNGs are not a ground-truth format; use 8-bit PNG or .npy")
         _check_size(gray.size, image_size)
         gray = resize_square(gray.convert("RGB"), self.image_size, self.crop)  # as the original, bilinear

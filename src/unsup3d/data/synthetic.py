@@ -37,12 +37,9 @@ perspective-correct depth of the winning triangle), NaN where the ray misses the
 from __future__ import annotations
 
 import io
-import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,8 +47,17 @@ import torch.nn.functional as F
 
 from unsup3d.data import synthetic_shapes as shapes
 from unsup3d.data import synthetic_textures as textures
-from unsup3d.geometry import focal_length, project, transform_points
-from unsup3d.render import Fragments, interpolate_attributes, interpolate_depth, light_direction, rasterize
+from unsup3d.geometry import FOV_DEGREES, focal_length, project, transform_points
+from unsup3d.ops import gaussian_blur
+from unsup3d.render import (
+    Fragments,
+    diffuse_shading,
+    interpolate_attributes,
+    interpolate_depth,
+    lambertian,
+    light_direction,
+    rasterize,
+)
 
 GENERATOR_VERSION = "1.0"
 POSE_RANGES = {
@@ -184,11 +190,10 @@ def _surface_colour(attrs: torch.Tensor, light: torch.Tensor, shape, tex, aa: fl
     b, _, h, w = attrs.shape
     x, y, neck = (attrs[:, k].reshape(b, -1) for k in range(3))
     alb = textures.albedo(x, y, neck > 0.5, tex, shape, aa).view(b, 3, h, w)
-    normal = attrs[:, 3:6]
-    normal = normal / normal.norm(dim=1, keepdim=True).clamp(min=1e-8)
-    direction = light_direction(light[:, 2:4])  # (B, 3)
-    diffuse = (normal * direction[:, :, None, None]).sum(1, keepdim=True).clamp(min=0.0)
-    shading = light[:, 0, None, None, None] + light[:, 1, None, None, None] * diffuse
+    normal = attrs[:, 3:6].permute(0, 2, 3, 1)  # (B, H, W, 3) interpolated vertex normals, re-normalised
+    normal = normal / normal.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+    diffuse = diffuse_shading(normal, light_direction(light[:, 2:4]))
+    shading = lambertian(diffuse, light[:, 0], light[:, 1])  # (B, 1, H, W)
     return alb, alb * shading
 
 
@@ -223,7 +228,7 @@ def _composite(colour, centre_mask, fine_mask, background, params) -> torch.Tens
     image = coverage * _fill_uncovered(colour, centre_mask) + _tent((1.0 - covered) * background)
     out = []
     for k, p in enumerate(params):
-        blurred = textures.gaussian_blur(image[k], p.blur)
+        blurred = gaussian_blur(image[k], p.blur, padding="replicate")
         out.append(_jpeg((blurred + p.noise_sigma * torch.from_numpy(p.noise)).clamp(0.0, 1.0), p.jpeg_quality))
     return torch.stack(out)
 
@@ -235,13 +240,13 @@ def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(_to_uint8(image)).save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(to_uint8(image)).save(buffer, format="JPEG", quality=quality)
     decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(decoded).permute(2, 0, 1).contiguous()
 
 
 def render_params(
-    params: Sequence[SampleParams], size: int = 64, fov: float = 10.0, depth: bool = True, canonical: bool = True
+    params: Sequence[SampleParams], size: int = 64, fov: float = FOV_DEGREES, depth: bool = True, canonical: bool = True
 ) -> SyntheticBatch:
     """Render drawn samples (all drawn for the same ``size``).
 
@@ -298,13 +303,17 @@ def mesh_in_view(params: Sequence[SampleParams], size: int = 64) -> tuple[torch.
 
 
 def render_batch(
-    rngs: Sequence[np.random.Generator], size: int = 64, fov: float = 10.0, depth: bool = True, canonical: bool = True
+    rngs: Sequence[np.random.Generator],
+    size: int = 64,
+    fov: float = FOV_DEGREES,
+    depth: bool = True,
+    canonical: bool = True,
 ) -> SyntheticBatch:
     """Draw and render one sample per generator (sample k depends on ``rngs[k]`` only), see :func:`render_params`."""
     return render_params([sample_params(rng, size) for rng in rngs], size, fov, depth, canonical)
 
 
-def render_sample(rng: np.random.Generator, size: int = 64, fov: float = 10.0) -> SyntheticSample:
+def render_sample(rng: np.random.Generator, size: int = 64, fov: float = FOV_DEGREES) -> SyntheticSample:
     """Draw and render one sample with every ground-truth field (identical to ``render_batch([rng])``)."""
     return render_batch([rng], size, fov).sample(0)
 
@@ -323,140 +332,6 @@ def split_generators(seed: int, n_train: int, n_test: int) -> tuple[list, list]:
     )
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
+def to_uint8(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
     return (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
-
-
-def _write_chunk(out_dir: Path, split: int, start: int, stop: int, width: int, seed: int, size: int, fov: float):
-    """Render samples ``start .. stop-1`` of a split and write their files; returns the test meta records."""
-    from PIL import Image
-
-    test = split == 1
-    rngs = [sample_generator(seed, split, k) for k in range(start, stop)]
-    batch = render_batch(rngs, size, fov, depth=test, canonical=False)
-    records = []
-    for k in range(stop - start):
-        name = f"{start + k:0{width}d}"
-        image = Image.fromarray(_to_uint8(batch.image[k]))
-        if not test:
-            image.save(out_dir / "train" / f"{name}.png")
-            continue
-        image.save(out_dir / "test" / "image" / f"{name}.png")
-        np.save(out_dir / "test" / "depth" / f"{name}.npy", batch.depth[k].numpy().astype(np.float32))
-        Image.fromarray(batch.mask[k].numpy().astype(np.uint8) * 255).save(out_dir / "test" / "mask" / f"{name}.png")
-        records.append({"name": name, "view": batch.view[k].tolist(), "light": batch.light[k].tolist()})
-    return stop - start, records
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
-
-
-def _run_chunks(jobs: list[tuple], workers: int, bar):
-    """Run :func:`_write_chunk` on every job, in this process or in ``workers`` forked processes."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for job in jobs:
-            count, records = _write_chunk(*job)
-            bar.update(count)
-            yield from records
-        return
-    # fork (not spawn) so that callers need no ``if __name__ == "__main__"`` guard; workers run one torch thread.
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        for count, records in pool.map(_write_chunk, *zip(*jobs, strict=True)):
-            bar.update(count)
-            yield from records
-
-
-def dataset_description(n_train: int, n_test: int, size: int, seed: int, fov: float) -> dict:
-    """The ``dataset.json`` record: generator, version, seed, counts, camera and distribution."""
-    return {
-        "generator": "unsup3d.data.synthetic",
-        "version": GENERATOR_VERSION,
-        "seed": seed,
-        "n_train": n_train,
-        "n_test": n_test,
-        "size": size,
-        "camera": {
-            "fov_deg": fov,
-            "focal_px": focal_length(size, fov),
-            "principal_point": [(size - 1) / 2, (size - 1) / 2],
-            "frame": "x right, y down, z forward; pixel centres at integer coordinates",
-        },
-        "view_convention": "(rx, ry, rz, tx, ty, tz), radians and metres; X' = R (X - c) + c + t, "
-        "R = Rz Ry Rx, c = (0, 0, 1); positive ry moves the nose tip towards -u",
-        "light_model": "albedo * (ka + kd * max(0, <n, l>)), l = (lx, ly, 1) / |(lx, ly, 1)|, canonical frame, "
-        "normals point away from the camera",
-        "depth": "test/depth/<name>.npy float32 (S, S), exact depth in the input view, NaN on the background",
-        "pose_ranges": {k: list(v) for k, v in POSE_RANGES.items()},
-        "light_ranges": {k: list(v) for k, v in LIGHT_RANGES.items()},
-        "max_ka_plus_kd": MAX_KA_PLUS_KD,
-        "shape_ranges": {k: list(v) for k, v in shapes.SHAPE_RANGES.items()},
-    }
-
-
-def write_dataset(
-    out_dir: str | Path,
-    n_train: int,
-    n_test: int,
-    size: int = 64,
-    seed: int = 0,
-    fov: float = 10.0,
-    progress: bool = True,
-    batch_size: int = 64,
-    workers: int | None = None,
-) -> Path:
-    """Write a synthetic dataset.
-
-    Layout: ``train/<name>.png`` (images only), ``test/image/<name>.png``, ``test/depth/<name>.npy`` (float32
-    (S, S), NaN background), ``test/mask/<name>.png`` (0/255), ``test/meta.jsonl`` (name, view, light per line),
-    ``dataset.json`` and ``README.txt``. Names are zero-padded indices (``00000``). Train and test samples come
-    from disjoint generator streams (:func:`sample_generator`); the output is deterministic for a seed and
-    independent of ``batch_size``.
-
-    Args:
-        workers: processes rendering in parallel (one torch thread each); default: up to 2 (the CPU count) for
-            more than 1000 samples, else 1 (in this process).
-    Returns:
-        The output directory.
-    """
-    from tqdm import tqdm
-
-    out = Path(out_dir)
-    for sub in ("train", "test/image", "test/depth", "test/mask"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    description = dataset_description(n_train, n_test, size, seed, fov)
-    (out / "dataset.json").write_text(json.dumps(description, indent=2) + "\n")
-    (out / "README.txt").write_text(_readme(description))
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1) if n_train + n_test > 1000 else 1
-    width = max(5, len(str(max(n_train, n_test, 1) - 1)))
-    jobs = [
-        (out, split, start, min(start + batch_size, count), width, seed, size, fov)
-        for split, count in ((0, n_train), (1, n_test))
-        for start in range(0, count, batch_size)
-    ]
-    with tqdm(total=n_train + n_test, disable=not progress, desc="synth") as bar:
-        records = list(_run_chunks(jobs, workers, bar))
-    with open(out / "test" / "meta.jsonl", "w") as meta:
-        meta.writelines(json.dumps(record) + "\n" for record in records)
-    return out
-
-
-def _readme(description: dict) -> str:
-    return (
-        f"unsup3d synthetic faces (generator version {description['version']}, seed {description['seed']})\n"
-        f"{description['n_train']} training images in train/, {description['n_test']} test samples in test/.\n"
-        f"Images {description['size']}x{description['size']} RGB PNG, "
-        f"field of view {description['camera']['fov_deg']} deg.\n"
-        "test/depth/*.npy: float32 exact depth of the object in the input view, NaN on the background.\n"
-        "test/mask/*.png: 255 where the object covers the pixel centre (= isfinite(depth)).\n"
-        "test/meta.jsonl: true view (rx, ry, rz, tx, ty, tz) and light (ka, kd, lx, ly) per sample.\n"
-        f"View convention: {description['view_convention']}.\n"
-        f"Light model: {description['light_model']}.\n"
-        "Full parameter ranges: dataset.json. Generated by unsup3d.data.synthetic.write_dataset.\n"
-    )

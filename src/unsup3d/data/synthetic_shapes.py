@@ -21,6 +21,7 @@ import math
 import numpy as np
 import torch
 
+from unsup3d.geometry import normals_from_points
 from unsup3d.render import grid_faces
 
 # Uniform ranges (metres unless stated) of the per-identity parameters.
@@ -259,15 +260,10 @@ def head_points(shape: dict[str, torch.Tensor], rows: int, cols: int) -> tuple[t
 
 def grid_normals(points: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """Unit vertex normals (B, N, 3) of a row-major vertex grid (B, rows·cols, 3) whose columns run along +x and
-    rows along +y: ``∂P/∂col × ∂P/∂row`` by central differences (one-sided on the border), so a fronto-parallel
-    grid has ``(0, 0, 1)``, pointing away from the camera as in ``docs/conventions.md``."""
+    rows along +y (:func:`unsup3d.geometry.normals_from_points`, one-sided on the border): a fronto-parallel grid
+    has ``(0, 0, 1)``, pointing away from the camera as in ``docs/conventions.md``."""
     grid = points.view(points.shape[0], rows, cols, 3)
-    d_col = torch.cat(
-        [grid[:, :, 1:2] - grid[:, :, :1], grid[:, :, 2:] - grid[:, :, :-2], grid[:, :, -1:] - grid[:, :, -2:-1]], 2
-    )
-    d_row = torch.cat([grid[:, 1:2] - grid[:, :1], grid[:, 2:] - grid[:, :-2], grid[:, -1:] - grid[:, -2:-1]], 1)
-    normal = torch.linalg.cross(d_col, d_row, dim=-1).reshape(points.shape)
-    return normal / normal.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return normals_from_points(grid, border="one_sided").reshape(points.shape)
 
 
 def head_surface(shape: dict[str, torch.Tensor], rows: int, cols: int) -> torch.Tensor:

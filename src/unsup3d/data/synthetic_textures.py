@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from unsup3d.data.synthetic_shapes import gauss, gauss_radius, hair_mask, layout, mouth_line
+from unsup3d.extras import require
+from unsup3d.ops import gaussian_blur
 
 # Skin tones from light to dark (linear interpolation between neighbours), RGB in [0, 1].
 SKIN_TONES = np.array(
@@ -279,12 +281,12 @@ PHOTO_MAX_SIDE = 384
 @functools.lru_cache(maxsize=1)
 def bundled_photos() -> tuple[torch.Tensor, ...]:
     """scikit-image's bundled photos (no download) as (3, H, W) float32 in [0, 1], longest side ≤ 384 px."""
-    import skimage.data
     from PIL import Image
 
+    skimage_data = require("skimage.data", "The synthetic face generator (photo backgrounds)")
     photos = []
     for name in PHOTOS:
-        image = np.asarray(getattr(skimage.data, name)())
+        image = np.asarray(getattr(skimage_data, name)())
         if image.dtype != np.uint8:
             image = (255 * (image - image.min()) / max(float(np.ptp(image)), 1e-6)).astype(np.uint8)
         pil = Image.fromarray(image).convert("RGB")
@@ -293,23 +295,6 @@ def bundled_photos() -> tuple[torch.Tensor, ...]:
             pil = pil.resize((round(pil.size[0] * scale), round(pil.size[1] * scale)), Image.BOX)
         photos.append(torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous())
     return tuple(photos)
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (C, H, W) or (B, C, H, W) with standard deviation ``sigma`` pixels."""
-    if sigma <= 0.05:
-        return image
-    radius = max(1, int(3 * sigma + 0.5))
-    taps = torch.arange(-radius, radius + 1, dtype=image.dtype)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    batched = image if image.dim() == 4 else image.unsqueeze(0)
-    b, c, h, w = batched.shape
-    flat = batched.reshape(b * c, 1, h, w)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
-    out = flat.reshape(b, c, h, w)
-    return out if image.dim() == 4 else out[0]
 
 
 def _photo_background(rng: np.random.Generator, size: int) -> torch.Tensor:
@@ -386,4 +371,4 @@ def sample_background(rng: np.random.Generator, size: int) -> torch.Tensor:
     defocused half of the time."""
     image = _photo_background(rng, size) if rng.random() < 0.65 else _procedural_background(rng, size)
     sigma = rng.uniform(0.3, 2.5) * size / 128 if rng.random() < 0.5 else 0.0
-    return gaussian_blur(image, sigma)
+    return gaussian_blur(image, sigma, padding="replicate")

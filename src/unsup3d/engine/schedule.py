@@ -41,15 +41,15 @@ class EpochBatchSampler:
             step = (epoch + 1) * self.per_epoch
 
 
-def learning_rate(tc: TrainConfig, iteration: int) -> float:
+def learning_rate(train: TrainConfig, iteration: int) -> float:
     """The learning rate of step ``iteration`` (a pure function of it, so resuming is exact).
 
     Linear warm-up over ``lr_warmup`` steps, then constant or a cosine decay from ``lr`` at the end of the warm-up
     to ``lr · lr_final_ratio`` at ``iterations``.
     """
-    if iteration < tc.lr_warmup:
-        return tc.lr * (iteration + 1) / tc.lr_warmup
-    if tc.lr_schedule == "constant":
-        return tc.lr
-    progress = min((iteration - tc.lr_warmup) / max(tc.iterations - tc.lr_warmup, 1), 1.0)
-    return tc.lr * (tc.lr_final_ratio + (1 - tc.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if iteration < train.lr_warmup:
+        return train.lr * (iteration + 1) / train.lr_warmup
+    if train.lr_schedule == "constant":
+        return train.lr
+    progress = min((iteration - train.lr_warmup) / max(train.iterations - train.lr_warmup, 1), 1.0)
+    return train.lr * (train.lr_final_ratio + (1 - train.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))

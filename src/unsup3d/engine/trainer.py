@@ -7,8 +7,8 @@ iteration), and the checkpoint carries weights, optimiser state and the iteratio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import os
 import signal
 import time
 from pathlib import Path
@@ -22,13 +22,11 @@ from unsup3d.config import Config
 from unsup3d.data import ImageFolderDataset, PairedDepthDataset
 from unsup3d.data.cache import CachedImageDataset, open_cache
 from unsup3d.engine import distributed
-from unsup3d.engine.schedule import EpochBatchSampler, learning_rate
+from unsup3d.engine.schedule import EpochBatchSampler
+from unsup3d.engine.training import Training, build_training, configure_process, train_step
 from unsup3d.engine.writer import RunWriter
-from unsup3d.evaluation import evaluate_depth
+from unsup3d.evaluation import eval_mode, evaluate_depth
 from unsup3d.files import ensure_writable_folder
-from unsup3d.losses import Objective
-from unsup3d.model import PhotoGeometricAutoencoder, Prediction, ellipsoid_depth, to_signed
-from unsup3d.nets import build_perceptual
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image
 
 log = logging.getLogger(__name__)
@@ -39,18 +37,6 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss stays non-finite); the state was saved first."""
 
 
-class DepthOnly(torch.nn.Module):
-    """The canonical-depth branch of a model as a module of its own (for the depth-prior iterations, so that
-    DistributedDataParallel sees them as a forward pass): (B, 3, S, S) images in [0, 1] → (B, S, S) depth."""
-
-    def __init__(self, model: PhotoGeometricAutoencoder) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.predict_depth(to_signed(images))[1]
-
-
 class Trainer:
     """Trains the photo-geometric autoencoder on ``config.data.train_dir``, writing into ``run_dir``."""
 
@@ -58,31 +44,12 @@ class Trainer:
         if config.data.train_dir is None:
             raise ValueError("data.train_dir is not set: give the folder of training images")
         self.config = config.validate()
-        tc = config.train
-        self.job, self.device = distributed.setup(tc.device)
+        self.job, self.device = distributed.setup(config.train.device)
         self.run_dir = ensure_writable_folder(run_dir) if self.job.is_main else Path(run_dir)
         self.progress = progress and self.job.is_main
-        if tc.threads:
-            torch.set_num_threads(tc.threads)
-        torch.manual_seed(tc.seed)
-        self.model = PhotoGeometricAutoencoder(config.model).to(self.device)
-        if tc.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' condition for determinism
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
-        if tc.channels_last:  # convolutions follow their weights' memory format
-            self.model.to(memory_format=torch.channels_last)
-        if tc.compile:
-            for network in self.model.networks().values():
-                network.compile()
-        mc = config.model
-        perceptual = None
-        if mc.uses_perceptual:
-            perceptual = build_perceptual(mc.perceptual, mc.vgg16_weights)
-        self.objective = Objective(mc, perceptual).to(self.device)
-        if tc.channels_last:
-            self.objective.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        configure_process(config.train)
+        self.training: Training = build_training(config, self.device)
+        self.training.wrap = self._parallel
         self.iteration = 0
         self.train_set, self.val_set = self._datasets()
         self.eval_set = self._eval_set()
@@ -90,20 +57,31 @@ class Trainer:
             self._resume()
         if self.job.is_main:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        self.train_model = self._parallel(self.model)
         self._stop_signal: str | None = None
-        self._prior: tuple[torch.Tensor, torch.nn.Module] | None = None  # built by the first depth-prior step
-        if tc.depth_prior_iterations >= tc.iterations:
+        if config.train.depth_prior_iterations >= config.train.iterations:
             log.warning(
                 "train.depth_prior_iterations (%d) >= train.iterations (%d): the run only fits the depth prior",
-                tc.depth_prior_iterations,
-                tc.iterations,
+                config.train.depth_prior_iterations,
+                config.train.iterations,
             )
+
+    @property
+    def model(self):
+        """The :class:`unsup3d.model.PhotoGeometricAutoencoder` being trained."""
+        return self.training.model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.training.optimizer
+
+    @property
+    def objective(self):
+        return self.training.objective
 
     # ------------------------------------------------------------------ data
     def _datasets(self):
-        dc, mc = self.config.data, self.config.model
-        full = ImageFolderDataset(dc.train_dir, mc.image_size, dc.crop, hflip=False)
+        data, size = self.config.data, self.config.model.image_size
+        full = ImageFolderDataset(data.train_dir, size, data.crop)
         skipped = full.scan(progress=self.progress and len(full) >= 1000)
         if skipped and self.job.is_main:
             report = self.run_dir / "skipped_files.txt"
@@ -115,11 +93,11 @@ class Trainer:
                 report,
                 *skipped[0],
             )
-        if dc.cache_dir is not None:
-            full = self._cached(full, dc.cache_dir)
-        if dc.val_dir is not None:
-            return full, ImageFolderDataset(dc.val_dir, mc.image_size, dc.crop, hflip=False)
-        count = int(len(full) * dc.val_fraction)
+        if data.cache_dir is not None:
+            full = self._cached(full, data.cache_dir)
+        if data.val_dir is not None:
+            return full, ImageFolderDataset(data.val_dir, size, data.crop)
+        count = int(len(full) * data.val_fraction)
         if count == 0:
             return full, None
         order = torch.randperm(len(full), generator=torch.Generator().manual_seed(12345)).tolist()
@@ -135,44 +113,45 @@ class Trainer:
         return cached
 
     def _eval_set(self):
-        dc = self.config.data
-        if dc.eval_dir is None:
+        data = self.config.data
+        if data.eval_dir is None:
             return None
-        dataset = PairedDepthDataset(dc.eval_dir, self.config.model.image_size, dc.crop)
-        return Subset(dataset, range(min(len(dataset), dc.eval_limit)))
+        dataset = PairedDepthDataset(data.eval_dir, self.config.model.image_size, data.crop)
+        return Subset(dataset, range(min(len(dataset), data.eval_limit)))
 
     def _loader(self) -> DataLoader:
-        tc = self.config.train
-        job = self.job
+        train, job = self.config.train, self.job
         size = len(self.train_set)
-        sampler = EpochBatchSampler(size, tc.batch_size, tc.seed, self.iteration, job.rank, job.world_size)
+        sampler = EpochBatchSampler(size, train.batch_size, train.seed, self.iteration, job.rank, job.world_size)
         return DataLoader(
             self.train_set,
             batch_sampler=sampler,
-            num_workers=tc.num_workers,
+            num_workers=train.num_workers,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=tc.num_workers > 0,
+            persistent_workers=train.num_workers > 0,
         )
 
-    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
         """Horizontal flips with p = 0.5 drawn from (seed, iteration) for the global batch; this rank's share
         of them: (B / world size, 3, S, S) → same."""
         if not self.config.data.hflip:
             return images
-        gen = torch.Generator().manual_seed(self.config.train.seed * 7919 + self.iteration)
+        generator = torch.Generator().manual_seed(self.config.train.seed * 7919 + self.iteration)
         local = images.shape[0]
-        flip = torch.rand(local * self.job.world_size, generator=gen) < 0.5
+        flip = torch.rand(local * self.job.world_size, generator=generator) < 0.5
         flip = flip[self.job.rank * local : (self.job.rank + 1) * local].to(images.device)
         return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
     # ------------------------------------------------------------------ loop
-    def fit(self, until: int | None = None) -> None:
-        """Train until ``until`` (default ``train.iterations``), ``train.max_minutes`` or SIGINT/SIGTERM.
+    def fit(self, until: int | None = None, minutes: float | None = None) -> None:
+        """Train until ``until`` (default ``train.iterations``), for at most ``minutes`` of wall time (default
+        ``train.max_minutes``), or until SIGINT/SIGTERM.
 
         Checkpoints every ``train.checkpoint_every`` iterations and whenever it stops.
         """
-        tc = self.config.train
-        until = tc.iterations if until is None else min(until, tc.iterations)
+        train = self.config.train
+        until = train.iterations if until is None else min(until, train.iterations)
+        minutes = train.max_minutes if minutes is None else minutes
         if self.iteration >= until:
             return
         writer = RunWriter(self.run_dir) if self.job.is_main else None
@@ -182,7 +161,7 @@ class Trainer:
         nonfinite = 0
         try:
             for batch in self._loader():
-                images = self._augment(batch["image"].to(self.device, non_blocking=True))
+                images = self.augment(batch["image"].to(self.device, non_blocking=True))
                 terms = self.train_step(images)
                 if terms is None:
                     nonfinite += 1
@@ -193,8 +172,8 @@ class Trainer:
                 nonfinite = 0
                 self.iteration += 1
                 bar.update(1)
-                self._book(writer, terms, bar)
-                out_of_time = tc.max_minutes is not None and time.monotonic() - started > tc.max_minutes * 60
+                self._record(writer, terms, bar)
+                out_of_time = minutes is not None and time.monotonic() - started > minutes * 60
                 if self.iteration >= until or self.job.any(out_of_time or bool(self._stop_signal), self.device):
                     break
             if self._stop_signal:
@@ -207,59 +186,26 @@ class Trainer:
             _restore_signal_handlers(handlers)
 
     def train_step(self, images: torch.Tensor) -> dict[str, float] | None:
-        """One optimiser step on (B, 3, S, S) images; None (step skipped) if the loss or gradients are not finite."""
-        self.model.train()
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.train.amp == "bf16"):
-            if self.iteration < self.config.train.depth_prior_iterations:
-                terms = self.prior_terms(images)
-            else:
-                terms = self.objective(self.train_model(images), images, self.iteration)
-        total = terms["total"]
-        self.optimizer.zero_grad(set_to_none=True)
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(self.config.train, self.iteration)
-        if not self.job.all(bool(torch.isfinite(total)), self.device):
-            log.warning("non-finite loss at iteration %d: step skipped", self.iteration)
-            return None
-        total.backward()
-        # One host sync for all gradients (and one for the logged terms below), not one per tensor.
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
-            log.warning("non-finite gradient at iteration %d: step skipped", self.iteration)
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
-        self.optimizer.step()
-        values = torch.stack([v.detach().float() for v in terms.values()]).tolist()
-        return {**dict(zip(terms, values, strict=True)), "lr": self.optimizer.param_groups[0]["lr"]}
+        """One optimiser step on (B, 3, S, S) images (:func:`unsup3d.engine.training.train_step`); None if it
+        was skipped for a non-finite loss or gradient."""
+        return train_step(self.training, images, self.iteration, lambda ok: self.job.all(ok, self.device))
 
-    def prior_terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Loss of the depth-prior iterations: mean squared distance (in cm²) of the canonical depth of
-        (B, 3, S, S) images to the ellipsoid (:func:`unsup3d.model.ellipsoid_depth`)."""
-        if self._prior is None:  # every rank gets here at the same iteration, as DDP's wrapping needs
-            target = ellipsoid_depth(self.config.model, self.config.train.depth_prior_relief).to(self.device)
-            self._prior = target, self._parallel(DepthOnly(self.model))
-        target, depth_model = self._prior
-        depth = depth_model(images)
-        error = ((depth - target) * 100) ** 2
-        return {"total": error.mean(), "depth_prior": error.mean()}
-
-    def _book(self, writer: RunWriter | None, terms: dict[str, float], bar) -> None:
+    def _record(self, writer: RunWriter | None, terms: dict[str, float], bar) -> None:
         """Logs (loss terms averaged over ranks), checkpoints, validation and images, written by rank 0."""
-        tc = self.config.train
-        it = self.iteration
-        if it % tc.log_every == 0:
+        train, iteration = self.config.train, self.iteration
+        if iteration % train.log_every == 0:
             terms = self.job.mean(terms, self.device)
             if writer is not None:
-                writer.scalars(it, terms, "train")
+                writer.scalars(iteration, terms, "train")
                 bar.set_postfix(loss=f"{terms['total']:.4f}")
-        if it % tc.checkpoint_every == 0:
+        if iteration % train.checkpoint_every == 0:
             self.save()
         if writer is None:
             return
-        if it % tc.validate_every == 0:
-            writer.scalars(it, self.validate(), "val")
-        if it % tc.image_log_every == 0 and self.val_set is not None:
-            writer.images(it, self.visualize())
+        if iteration % train.validate_every == 0:
+            writer.scalars(iteration, self.validate(), "val")
+        if iteration % train.image_log_every == 0 and self.val_set is not None:
+            writer.images(iteration, self.visualize())
 
     @property
     def interrupted(self) -> bool:
@@ -270,45 +216,50 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean validation loss terms and, with ``data.eval_dir``, mean SIDE and MAD."""
-        self.model.eval()
         results: dict[str, float] = {}
         if self.val_set is not None:
-            loader = DataLoader(self.val_set, batch_size=self.config.train.batch_size)
-            sums: dict[str, float] = {}
-            count = 0
-            for batch in loader:
-                images = batch["image"].to(self.device)
-                terms = self.objective(self.model(images), images, self.iteration)
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + float(value) * images.shape[0]
-                count += images.shape[0]
-            results.update({k: v / count for k, v in sums.items()})
+            results.update(self._validation_loss())
         if self.eval_set is not None:
             scores = evaluate_depth(self.model, self.eval_set, self.config.train.batch_size, self.device)
             results.update({k: float(v.nanmean()) for k, v in scores.items()})
         return results
 
+    def _validation_loss(self) -> dict[str, float]:
+        """The objective's terms averaged over the validation images."""
+        sums: dict[str, float] = {}
+        count = 0
+        with eval_mode(self.model):
+            for batch in DataLoader(self.val_set, batch_size=self.config.train.batch_size):
+                images = batch["image"].to(self.device)
+                terms = self.objective(self.model(images), images, self.iteration)
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * images.shape[0]
+                count += images.shape[0]
+        return {k: v / count for k, v in sums.items()}
+
     @torch.no_grad()
     def visualize(self, count: int = 8) -> dict[str, torch.Tensor]:
         """Image grids of the first ``count`` validation images: input, reconstruction, canonical maps."""
-        self.model.eval()
         images = torch.stack([self.val_set[i]["image"] for i in range(min(count, len(self.val_set)))])
-        pred: Prediction = self.model(images.to(self.device))
-        b = images.shape[0]
+        with eval_mode(self.model):
+            recon = self.model(images.to(self.device), with_flip=False).recon
         rows = [
             images,
-            (pred.recon_image[:b] / 2 + 0.5).cpu(),
-            (pred.canon_image[:b] / 2 + 0.5).cpu(),
-            (pred.canon_albedo[:b] / 2 + 0.5).cpu(),
-            pred.canon_shading[:b].expand(-1, 3, -1, -1).clamp(0, 1).cpu(),
-            depth_to_image(pred.canon_depth[:b]).cpu(),
-            normals_to_image(pred.canon_normal[:b]).cpu(),
+            recon.image,
+            recon.canonical_image,
+            recon.canonical_albedo,
+            recon.canonical_shading.expand(-1, 3, -1, -1),
+            depth_to_image(recon.canonical_depth),
+            normals_to_image(recon.canonical_normal),
         ]
-        return {"val/decomposition": image_grid(rows)}
+        return {"val/decomposition": image_grid([row.clamp(0, 1).cpu() for row in rows])}
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
+        """What a checkpoint holds: the model's configuration on its own (all inference reads), the whole run
+        configuration (for resuming), the weights and the optimiser state."""
         return {
+            "model_config": dataclasses.asdict(self.config.model),
             "config": self.config.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -318,8 +269,8 @@ class Trainer:
         """Checkpoint the current iteration (rank 0 only; other ranks return None)."""
         if not self.job.is_main:
             return None
-        tc = self.config.train
-        return save_checkpoint(self.run_dir / "checkpoints", self.iteration, self.state(), tc.keep_checkpoints)
+        keep = self.config.train.keep_checkpoints
+        return save_checkpoint(self.run_dir / "checkpoints", self.iteration, self.state(), keep)
 
     def _resume(self) -> None:
         folder = self.run_dir / "checkpoints"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from unsup3d.extras import install_hint
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,9 @@ class RunWriter:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                log.info("tensorboard is not installed: scalars go to metrics.jsonl only")
+                log.info(
+                    "tensorboard is not installed (%s): scalars go to metrics.jsonl only", install_hint("tensorboard")
+                )
             else:
                 self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
 

@@ -1,8 +1,9 @@
 """Pure geometric functions: camera, rotations, back-projection, normals."""
 
-from unsup3d.geometry.camera import depth_to_points, focal_length, intrinsics, pixel_grid, project
+from unsup3d.geometry.camera import FOV_DEGREES, depth_to_points, focal_length, intrinsics, pixel_grid, project
 from unsup3d.geometry.normals import normals_from_depth, normals_from_points
 from unsup3d.geometry.rotation import (
+    ROTATION_CENTER,
     euler_to_matrix,
     inverse_transform_points,
     split_view,
@@ -10,6 +11,8 @@ from unsup3d.geometry.rotation import (
 )
 
 __all__ = [
+    "FOV_DEGREES",
+    "ROTATION_CENTER",
     "depth_to_points",
     "euler_to_matrix",
     "focal_length",

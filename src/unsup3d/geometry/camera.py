@@ -10,8 +10,10 @@ import math
 
 import torch
 
+from unsup3d.conventions import FOV_DEGREES
 
-def focal_length(size: int, fov: float = 10.0) -> float:
+
+def focal_length(size: int, fov: float = FOV_DEGREES) -> float:
     """Focal length in pixels of a square image of ``size`` pixels whose full field of view is ``fov`` degrees."""
     if size < 2:
         raise ValueError(f"image size must be at least 2, got {size}")
@@ -20,7 +22,7 @@ def focal_length(size: int, fov: float = 10.0) -> float:
     return (size - 1) / 2.0 / math.tan(math.radians(fov) / 2.0)
 
 
-def intrinsics(size: int, fov: float = 10.0, dtype=torch.float32, device=None) -> torch.Tensor:
+def intrinsics(size: int, fov: float = FOV_DEGREES, dtype=torch.float32, device=None) -> torch.Tensor:
     """Intrinsic matrix ``K`` (3, 3) with ``f = (S-1)/2/tan(fov/2)`` and principal point ``((S-1)/2, (S-1)/2)``."""
     f = focal_length(size, fov)
     c = (size - 1) / 2.0
@@ -37,7 +39,7 @@ def pixel_grid(height: int, width: int, dtype=torch.float32, device=None) -> tor
     return torch.stack([u, v, torch.ones_like(u)], dim=-1)
 
 
-def depth_to_points(depth: torch.Tensor, fov: float = 10.0) -> torch.Tensor:
+def depth_to_points(depth: torch.Tensor, fov: float = FOV_DEGREES) -> torch.Tensor:
     """Back-project a depth map to camera-frame 3D points.
 
     Args:
@@ -53,7 +55,7 @@ def depth_to_points(depth: torch.Tensor, fov: float = 10.0) -> torch.Tensor:
     return depth.unsqueeze(-1) * rays
 
 
-def project(points: torch.Tensor, size: int, fov: float = 10.0) -> torch.Tensor:
+def project(points: torch.Tensor, size: int, fov: float = FOV_DEGREES) -> torch.Tensor:
     """Project camera-frame points to pixels.
 
     Args:

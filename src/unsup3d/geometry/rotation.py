@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-ROTATION_CENTER = (0.0, 0.0, 1.0)
+from unsup3d.conventions import ROTATION_CENTER
 
 
 def euler_to_matrix(angles: torch.Tensor) -> torch.Tensor:

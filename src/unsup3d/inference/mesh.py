@@ -19,17 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unsup3d.geometry import depth_to_points
+from unsup3d.geometry import FOV_DEGREES, ROTATION_CENTER, depth_to_points
 from unsup3d.render import grid_faces
 
-# The mesh origin sits at the model's rotation centre (0, 0, ROTATION_CENTRE_DEPTH) of the camera frame.
-ROTATION_CENTRE_DEPTH = 1.0
 # The camera→OBJ axis flip (y down → up, z forward → toward the viewer).
 CAMERA_TO_OBJ = np.array([1.0, -1.0, -1.0])
 
 
 def depth_grid_mesh(
-    canonical_depth: torch.Tensor | np.ndarray, fov: float = 10.0, trim_border: int = 0
+    canonical_depth: torch.Tensor | np.ndarray, fov: float = FOV_DEGREES, trim_border: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Back-project a canonical depth map with K⁻¹ and triangulate its pixel grid.
 
@@ -67,7 +65,7 @@ def camera_to_obj(points: np.ndarray, translate: bool = True) -> np.ndarray:
     """(N, 3) camera-frame points → OBJ frame ``(x, −y, 1 − z)``; ``translate=False`` only flips axes."""
     out = np.asarray(points, dtype=np.float64) * CAMERA_TO_OBJ
     if translate:
-        out[:, 2] += ROTATION_CENTRE_DEPTH
+        out[:, 2] += ROTATION_CENTER[2]  # the mesh origin is the model's rotation centre
     return out
 
 

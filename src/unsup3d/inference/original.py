@@ -11,6 +11,7 @@ so the state dicts load unchanged under the new names.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 
 from unsup3d.checkpoint import CheckpointError, write_checkpoint
-from unsup3d.config import Config
+from unsup3d.config import ModelConfig
 from unsup3d.model import PhotoGeometricAutoencoder
 
 __all__ = ["NETWORK_NAMES", "convert_original", "load_original"]
@@ -96,21 +97,22 @@ def load_original(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def convert_original(source: str | Path, target: str | Path, config: Config) -> Path:
+def convert_original(source: str | Path, target: str | Path, model_config: ModelConfig) -> Path:
     """Convert an original checkpoint into an unsup3d checkpoint usable by ``Reconstructor.from_checkpoint``.
 
     Args:
         source: the original ``.pth`` file.
         target: the unsup3d checkpoint to write (with its ``.sha256``).
-        config: the configuration to store; ``model.use_conf`` is set from whether the file has ``netC``. The
-            model constants must be those the original was trained with (the ``paper`` preset for CelebA and
-            synthetic faces; ``model.z_translation_range=0.1`` for cats).
+        model_config: the model configuration to store, with ``use_conf`` set from whether the file has
+            ``netC`` (in a copy: the caller's object is left alone). The constants must be those the original was
+            trained with (the ``paper`` preset for CelebA and synthetic faces; ``z_translation_range=0.1`` for
+            cats).
     Raises:
         CheckpointError: unsafe or unreadable source, or weights that do not fit the configured networks.
     """
     state = load_original(source)
-    config.model.use_conf = "netC" in state
-    config.validate()
+    model_config = dataclasses.replace(model_config, use_conf="netC" in state)
+    model_config.validate()
     weights = {
         f"{ours}.{key}": tensor
         for theirs, ours in NETWORK_NAMES.items()
@@ -118,11 +120,16 @@ def convert_original(source: str | Path, target: str | Path, config: Config) -> 
         for key, tensor in state[theirs].items()
     }
     try:
-        PhotoGeometricAutoencoder(config.model).load_state_dict(weights)
+        PhotoGeometricAutoencoder(model_config).load_state_dict(weights)
     except RuntimeError as error:
         raise CheckpointError(f"{source}: weights do not fit the configured networks: {error}") from error
     epoch = state.get("epoch")
     return write_checkpoint(
         target,
-        {"iteration": 0, "config": config.to_dict(), "model": weights, "source": f"{Path(source).name}, epoch {epoch}"},
+        {
+            "iteration": 0,
+            "model_config": dataclasses.asdict(model_config),
+            "model": weights,
+            "source": f"{Path(source).name}, epoch {epoch}",
+        },
     )

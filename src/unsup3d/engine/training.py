@@ -1,0 +1,156 @@
+"""What every training tool shares: the process settings, the training objects built from a config, and one pure
+optimiser step.
+
+:class:`unsup3d.engine.trainer.Trainer` keeps the books around these (data, checkpoints, logs, signals);
+``benchmarks/step_time.py`` times them. Neither builds a model, a loss or an optimiser of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from unsup3d.config import Config, TrainConfig
+from unsup3d.engine.schedule import learning_rate
+from unsup3d.losses import Objective, depth_prior_loss
+from unsup3d.model import PhotoGeometricAutoencoder, ellipsoid_depth
+from unsup3d.nets import build_perceptual
+from unsup3d.ops import to_signed
+
+__all__ = ["DepthOnly", "Training", "build_training", "configure_process", "train_step"]
+
+log = logging.getLogger(__name__)
+
+
+def configure_process(train: TrainConfig) -> None:
+    """The process-wide settings of a run, all set here: torch's CPU threads (``train.threads``), the global seed
+    that initialises the networks (``train.seed``) and deterministic algorithms (``train.deterministic``)."""
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    torch.manual_seed(train.seed)
+    if train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' condition for determinism
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+class DepthOnly(nn.Module):
+    """The canonical-depth branch of a model as a module of its own (for the depth-prior iterations, so that
+    DistributedDataParallel sees them as a forward pass): (B, 3, S, S) images in [0, 1] → (B, S, S) depth."""
+
+    def __init__(self, model: PhotoGeometricAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.predict_depth(to_signed(images))[1]
+
+
+def _identity(module: nn.Module) -> nn.Module:
+    return module
+
+
+@dataclass
+class Training:
+    """The model, objective and optimiser of a run, and how its forward passes are wrapped.
+
+    ``wrap`` turns a module into what the step calls (DistributedDataParallel in a multi-process job, else the
+    module itself); the depth-only module of the prior iterations is wrapped on first use, so runs without prior
+    iterations (or resumed past them) never build it.
+    """
+
+    config: Config
+    model: PhotoGeometricAutoencoder
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    wrap: Callable[[nn.Module], nn.Module] = _identity
+    _forward: nn.Module | None = field(default=None, repr=False)
+    _depth_forward: nn.Module | None = field(default=None, repr=False)
+    _prior_target: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def forward(self) -> nn.Module:
+        """The (wrapped) model: images → :class:`unsup3d.model.Prediction`."""
+        if self._forward is None:
+            self._forward = self.wrap(self.model)
+        return self._forward
+
+    def loss_terms(self, images: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
+        """The loss of step ``iteration`` on (B, 3, S, S) images in [0, 1]: the depth prior during the first
+        ``train.depth_prior_iterations`` steps, then the objective."""
+        if iteration >= self.config.train.depth_prior_iterations:
+            return self.objective(self.forward(images), images, iteration)
+        if self._depth_forward is None:  # every rank gets here at the same iteration, as DDP's wrapping needs
+            self._depth_forward = self.wrap(DepthOnly(self.model))
+            relief = self.config.train.depth_prior_relief
+            self._prior_target = ellipsoid_depth(self.config.model, relief).to(images.device)
+        loss = depth_prior_loss(self._depth_forward(images), self._prior_target)
+        return {"total": loss, "depth_prior": loss}
+
+
+def build_training(config: Config, device: torch.device | str = "cpu", perceptual: nn.Module | None = None) -> Training:
+    """The model (channels-last and compiled as ``train`` says), the objective with its perceptual network, and
+    Adam, on ``device``. Call :func:`configure_process` first for a seeded initialisation.
+
+    Args:
+        perceptual: a feature network to use instead of building the configured pretrained one (the step
+            benchmark times a randomly initialised one); ignored without a perceptual loss.
+    """
+    model = PhotoGeometricAutoencoder(config.model).to(device)
+    if not config.model.uses_perceptual:
+        perceptual = None
+    elif perceptual is None:
+        weights = config.model.vgg16_weights if config.model.perceptual == "vgg16" else None
+        perceptual = build_perceptual(config.model.perceptual, weights)
+    objective = Objective(config.model, perceptual).to(device)
+    if config.train.channels_last:  # convolutions follow their weights' memory format
+        model.to(memory_format=torch.channels_last)
+        objective.to(memory_format=torch.channels_last)
+    if config.train.compile:
+        for network in model.networks().values():
+            network.compile()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    return Training(config, model, objective, optimizer)
+
+
+def _agree_alone(flag: bool) -> bool:
+    return flag
+
+
+def train_step(
+    training: Training, images: torch.Tensor, iteration: int, agree: Callable[[bool], bool] = _agree_alone
+) -> dict[str, float] | None:
+    """One optimiser step of ``iteration`` on (B, 3, S, S) images in [0, 1], at the scheduled learning rate.
+
+    Args:
+        agree: combines this process's "the loss is finite" with the other processes' (all must agree to step).
+    Returns:
+        The loss terms and ``"lr"`` as floats, or None when the step was skipped because the loss or a gradient
+        was not finite (parameters and optimiser state untouched).
+    """
+    config = training.config
+    training.model.train()
+    with torch.autocast(images.device.type, torch.bfloat16, enabled=config.train.amp == "bf16"):
+        terms = training.loss_terms(images, iteration)
+    optimizer = training.optimizer
+    optimizer.zero_grad(set_to_none=True)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(config.train, iteration)
+    if not agree(bool(torch.isfinite(terms["total"]))):
+        log.warning("non-finite loss at iteration %d: step skipped", iteration)
+        return None
+    terms["total"].backward()
+    # One host sync for all gradients (and one for the logged terms below), not one per tensor.
+    grads = [p.grad for p in training.model.parameters() if p.grad is not None]
+    if not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+        log.warning("non-finite gradient at iteration %d: step skipped", iteration)
+        optimizer.zero_grad(set_to_none=True)
+        return None
+    optimizer.step()
+    values = torch.stack([v.detach().float() for v in terms.values()]).tolist()
+    return {**dict(zip(terms, values, strict=True)), "lr": optimizer.param_groups[0]["lr"]}
