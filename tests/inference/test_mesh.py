@@ -5,7 +5,13 @@ import torch.nn.functional as F
 
 from unsup3d.geometry import focal_length, normals_from_depth
 from unsup3d.inference import depth_grid_mesh, grid_vertex_normals, read_obj, write_obj
-from unsup3d.inference.mesh import face_normals
+from unsup3d.inference.mesh import (
+    canonical_mesh,
+    face_normals,
+    resampled_trim_border,
+    sample_texture,
+    upsample_canonical,
+)
 
 S = 16
 FOV = 10.0
@@ -111,3 +117,87 @@ def test_write_obj_without_material_and_read_polygons(tmp_path):
     np.testing.assert_array_equal(read_faces, [[0, 1, 2], [0, 2, 3], [0, 1, 2]])
     with pytest.raises(ValueError, match="out of range"):
         write_obj(tmp_path / "bad.obj", vertices, np.array([[0, 1, 4]]), vertices[:, :2])
+
+
+@pytest.mark.parametrize("size", [31, 40, 9])
+def test_upsampled_plane_stays_the_same_plane(size):
+    depth, _ = upsample_canonical(plane(1.05), size=size)
+    assert depth.shape == (size, size)
+    vertices, faces, _ = depth_grid_mesh(depth, FOV)
+    original, _, _ = depth_grid_mesh(plane(1.05), FOV)
+    assert vertices.shape == (size * size, 3) and faces.shape == (2 * (size - 1) ** 2, 3)
+    np.testing.assert_allclose(vertices[:, 2], 1.0 - 1.05, atol=1e-12)  # still the plane z = 1 − d
+    np.testing.assert_allclose(vertices.min(0), original.min(0), atol=1e-12)  # same corner rays: same extent
+    np.testing.assert_allclose(vertices.max(0), original.max(0), atol=1e-12)
+    np.testing.assert_allclose(face_normals(vertices, faces)[:, 2], 1.0, atol=1e-9)
+
+
+def test_upsampled_grid_keeps_the_old_vertices():
+    depth = bumpy(seed=3)
+    fine, _ = upsample_canonical(depth, size=2 * S - 1)  # N − 1 = 2·(S − 1): every other vertex is an old one
+    vertices = depth_grid_mesh(fine, FOV)[0].reshape(2 * S - 1, 2 * S - 1, 3)
+    original = depth_grid_mesh(depth, FOV)[0].reshape(S, S, 3)
+    np.testing.assert_allclose(vertices[::2, ::2], original, atol=1e-12)
+    middle = (original[:, :-1] + original[:, 1:]) / 2  # new vertices lie by the old edges' midpoints
+    np.testing.assert_allclose(vertices[::2, 1::2], middle, atol=1e-4)  # off by Δdepth·Δray/4 (bilinear)
+
+
+def test_upsample_shapes_batches_and_albedo():
+    depth = torch.stack([bumpy(seed=4), plane()]).float()  # (2, S, S)
+    albedo = torch.rand(2, 3, S, S, generator=torch.Generator().manual_seed(0))
+    fine_depth, fine_albedo = upsample_canonical(depth, albedo, size=24)
+    assert fine_depth.shape == (2, 24, 24) and fine_albedo.shape == (2, 3, 24, 24)
+    assert fine_depth.dtype == torch.float32 and fine_albedo.min() >= 0 and fine_albedo.max() <= 1
+    single_depth, single_albedo = upsample_canonical(depth[1], albedo[1], size=24)
+    assert torch.allclose(single_depth, fine_depth[1])
+    assert torch.allclose(single_albedo, fine_albedo[1])
+    assert torch.allclose(fine_albedo[..., 0, 0], albedo[..., 0, 0])  # corners are kept
+    same_depth, same_albedo = upsample_canonical(depth, albedo, size=S)
+    assert torch.equal(same_depth, depth) and torch.equal(same_albedo, albedo)
+    with pytest.raises(ValueError, match="S, S"):
+        upsample_canonical(torch.ones(4, 5), size=8)
+    with pytest.raises(ValueError, match="canonical_albedo"):
+        upsample_canonical(depth, albedo[..., :-1, :-1], size=8)
+    with pytest.raises(ValueError, match="size"):
+        upsample_canonical(depth, size=1)
+
+
+def test_resampled_trim_border_drops_the_same_columns():
+    assert resampled_trim_border(2, 64, 64) == 2 and resampled_trim_border(0, 64, 256) == 0
+    assert resampled_trim_border(2, 64, 127) == 4  # (N − 1)/(S − 1) = 2: column 4 is old column 2
+    assert resampled_trim_border(2, 64, 128) == 5  # column 5 lies at u = 2.02, the first at or past u = 2
+    depth = bumpy(seed=5)
+    for size in (31, 40):
+        trim = resampled_trim_border(2, S, size)
+        fine, _ = upsample_canonical(depth, size=size)
+        left_x = depth_grid_mesh(fine, FOV, trim)[0].reshape(size, -1, 3)[:, 0, 0] / fine[:, trim].numpy()
+        old_x = depth_grid_mesh(depth, FOV, 2)[0].reshape(S, -1, 3)[0, 0, 0] / depth[0, 2].item()  # x / depth
+        step = 2 * np.tan(np.radians(FOV) / 2) / (size - 1)  # x / depth across one new column
+        assert np.all(left_x >= old_x - 1e-12) and np.all(left_x < old_x + step)  # first ray at or inside u = 2
+
+
+def test_canonical_mesh_matches_the_grid_mesh_and_resamples():
+    depth = bumpy(seed=6).float()
+    albedo = torch.rand(3, S, S, generator=torch.Generator().manual_seed(1))
+    normal = normals_from_depth(depth[None], FOV)[0]
+    mesh = canonical_mesh(depth, albedo, FOV, canonical_normal=normal, trim_border=2)
+    vertices, faces, uvs = depth_grid_mesh(depth, FOV, 2)
+    np.testing.assert_array_equal(mesh.vertices, vertices)
+    np.testing.assert_array_equal(mesh.faces, faces)
+    np.testing.assert_array_equal(mesh.uvs, uvs)
+    np.testing.assert_allclose(mesh.normals, grid_vertex_normals(normal, 2))
+    assert torch.equal(mesh.texture, albedo)
+    fine = canonical_mesh(depth, albedo, FOV, size=40)
+    assert fine.vertices.shape == (1600, 3) and fine.faces.shape == (2 * 39**2, 3) and fine.texture.shape == (3, 40, 40)
+    np.testing.assert_allclose(np.linalg.norm(fine.normals, axis=1), 1.0, atol=1e-9)
+    flat = canonical_mesh(plane(), albedo, FOV, size=40)
+    np.testing.assert_allclose(flat.normals, np.tile([0.0, 0.0, 1.0], (1600, 1)), atol=1e-9)
+
+
+def test_sample_texture_returns_each_vertex_pixel():
+    albedo = torch.rand(3, S, S, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    _, _, uvs = depth_grid_mesh(plane(), FOV)
+    colours = sample_texture(albedo, uvs)  # (S·S, 3), row-major like the vertices
+    np.testing.assert_allclose(colours, albedo.permute(1, 2, 0).reshape(-1, 3).numpy(), atol=1e-6)
+    corner = sample_texture(albedo, np.array([[0.0, 1.0], [1.0, 0.0]]))  # past the texel centres: edges clamp
+    np.testing.assert_allclose(corner, albedo[:, [0, -1], [0, -1]].T.numpy(), atol=1e-6)

@@ -5,13 +5,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from _tiny_models import SIZE, random_images, save_checkpoint, tiny_config
 from PIL import Image
 
 from unsup3d.checkpoint import CheckpointError
-from unsup3d.config import Config, ModelConfig
 from unsup3d.data.images import ImageLoadError
 from unsup3d.inference import (
-    OUTPUT_FILES,
+    GROUP_FILES,
+    OutputOptions,
     Reconstruction,
     Reconstructor,
     read_obj,
@@ -21,29 +22,8 @@ from unsup3d.inference.export import confidence_strip
 from unsup3d.model import PhotoGeometricAutoencoder
 from unsup3d.render import BACKGROUND_DEPTH, render_depth
 
-SIZE = 64
-
-
-def tiny_config() -> Config:
-    model = ModelConfig(
-        depth_nf=16, albedo_nf=16, conf_nf=16, encoder_nf=16, autoencoder_zdim=32, conf_zdim=32, perceptual="none"
-    )
-    return Config(model=model).validate()
-
-
-def save_checkpoint(path, model, run_config, iteration=5, **changes):
-    """The engine's checkpoint format, written by hand (inference must not depend on the engine)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "format_version": 1,
-        "iteration": iteration,
-        "model_config": dataclasses.asdict(run_config.model),
-        "config": run_config.to_dict(),
-        "model": model.state_dict(),
-        **changes,
-    }
-    torch.save(state, path)
-    return path
+STILL = OutputOptions(tuple(group for group in GROUP_FILES if group != "turntable"))  # the turntable: own test
+STILL_FILES = set().union(*(GROUP_FILES[group] for group in STILL.groups))
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +40,6 @@ def checkpoint(tmp_path_factory, tiny_model):
 @pytest.fixture(scope="module")
 def reconstructor(checkpoint):
     return Reconstructor.from_checkpoint(checkpoint, device="cpu")
-
-
-def random_images(batch, seed=0):
-    return torch.rand(batch, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
 
 
 def test_from_checkpoint_file_loads_weights(reconstructor, tiny_model, checkpoint):
@@ -200,9 +176,9 @@ def test_depth_is_nan_exactly_on_background(tiny_model):
 def test_write_outputs_writes_every_file(reconstructor, tmp_path):
     rec = reconstructor(random_images(2, seed=1))
     out = tmp_path / "out"
-    written = write_outputs(rec, 1, out)
+    written = write_outputs(rec, 1, out, STILL)
     names = {p.name for p in written}
-    assert set(OUTPUT_FILES) | {"confidence.png"} == names
+    assert STILL_FILES | {"confidence.png", "asymmetry.png"} == names
     for name in names:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
 
@@ -242,8 +218,8 @@ def test_write_outputs_without_confidence(tmp_path):
     torch.manual_seed(1)
     rec = Reconstructor(PhotoGeometricAutoencoder(config.model), "cpu")(random_images(1))
     assert rec.confidence is None and rec.confidence_perceptual is None
-    names = {p.name for p in write_outputs(rec, 0, tmp_path)}
-    assert names == set(OUTPUT_FILES)
+    names = {p.name for p in write_outputs(rec, 0, tmp_path, STILL)}
+    assert names == STILL_FILES
     with pytest.raises(IndexError):
         write_outputs(rec, 1, tmp_path)
 

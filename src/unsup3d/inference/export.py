@@ -1,32 +1,38 @@
-"""Writing one image's reconstruction to a folder: depth arrays, PNG maps, a textured mesh, view and light.
+"""Writing one image's reconstruction to a folder, in groups of files that ``--only`` can choose.
 
-Files written by :func:`write_outputs` (S × S pixels unless said otherwise):
+Groups and their files (S × S pixels unless said otherwise):
 
-- ``depth.npy``: float32 (S, S) depth in the input view, NaN where there is no surface (the layout of the
-  synthetic test sets' ground truth); ``canonical_depth.npy``: float32 (S, S) canonical depth.
-- ``input.png``, ``reconstruction.png`` (the input view re-rendered), ``canonical_image.png`` (albedo × shading),
-  ``albedo.png`` (canonical albedo; also the mesh texture), ``shading.png`` (ambient + diffuse shading, clipped
-  to [0, 1]), ``normal.png`` (canonical normals as ``n / 2 + 0.5``).
-- ``depth.png`` and ``canonical_depth.png``: grey, near bright, stretched over each map's own depth range;
-  no surface is black. Use the ``.npy`` files for values.
-- ``confidence.png`` (only when the model predicts confidence): one grey strip of two or four S × S maps, left to
-  right σ and σ′ of the photometric loss (image, flipped image), then, for models trained with a perceptual
-  loss, σ and σ′ of that loss (S/4, enlarged ×4 with nearest neighbours), each shown as ``1 / (1 + σ)``:
-  bright is confident.
-- ``mesh.obj`` + ``mesh.mtl``: the canonical depth grid (see :mod:`unsup3d.inference.mesh` for the frame),
-  textured with ``albedo.png``, with viewer-facing vertex normals. It is in the canonical frame; ``view_light.json``
-  holds the view that takes it to the input view.
-- ``view_light.json``: ``{"rotation_degrees": {"x", "y", "z"}, "translation": {"x", "y", "z"},
-  "light": {"ambient", "diffuse", "direction": [3]}, "fov_degrees"}``; rotations are the model's
-  ``R = Rz·Ry·Rx`` about (0, 0, 1) in the camera frame, translation in depth units, the light direction a
-  unit vector in the canonical camera frame.
+- ``depth``: ``depth.npy`` float32 (S, S) depth in the input view, NaN where there is no surface (the layout of
+  the synthetic test sets' ground truth); ``canonical_depth.npy``; ``depth_16bit.png`` (the input-view depth as a
+  16-bit PNG, encoding in ``docs/conventions.md``).
+- ``maps``: ``input.png``, ``reconstruction.png`` (the input view re-rendered), ``canonical_image.png`` (albedo ×
+  shading), ``albedo.png``, ``shading.png`` (clipped to [0, 1]), ``normal.png`` (canonical normals as
+  ``n / 2 + 0.5``), ``depth.png`` and ``canonical_depth.png`` (grey, near bright, each map's own range; no surface
+  is black), and when the model predicts confidence ``confidence.png``: a strip of σ and σ′ of the photometric
+  loss, then for models with a perceptual loss its σ and σ′ (enlarged ×4), each as ``1 / (1 + σ)``.
+- ``obj``: ``mesh.obj`` + ``mesh.mtl`` textured with ``albedo.png`` (canonical frame, see
+  :mod:`unsup3d.inference.mesh`); ``glb``: ``mesh.glb``, the same mesh with the texture embedded; ``ply``:
+  ``mesh.ply`` with vertex colours (the ``mesh`` extra for both).
+- ``overlays``: ``symmetry.png`` (the symmetry plane over the input, the paper's Fig. 6a) and ``asymmetry.png``
+  (σ′ in red over the input, Fig. 6b; only with confidence).
+- ``relight``: ``relight.png``, the canonical face under a 3 × 3 grid of light directions (Fig. 10).
+- ``views``: ``views.png``, rows shape (grey), normals and textured face, columns yaw −45°, 0°, +45°.
+- ``turntable``: ``turntable.gif`` and ``turntable.mp4`` (textured | shape side by side, the original demo's
+  sequence; the ``video`` extra).
+- ``json``: ``view_light.json``: ``{"rotation_degrees": {"x", "y", "z"}, "translation": {"x", "y", "z"},
+  "light": {"ambient", "diffuse", "direction": [3]}, "fov_degrees"}``; rotations are the model's ``R = Rz·Ry·Rx``
+  about (0, 0, 1) in the camera frame, translation in depth units, the light a unit vector in the canonical frame.
+
+``--mesh-size N`` builds the meshes and the turntable on the canonical depth upsampled to N × N.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,50 +40,106 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from unsup3d.data.images import ImageLoadError, find_images
-from unsup3d.files import OutputError, ensure_writable_folder
-from unsup3d.inference.mesh import depth_grid_mesh, grid_vertex_normals, write_obj
-from unsup3d.inference.reconstructor import Reconstruction, Reconstructor
-from unsup3d.viz import depth_to_image, normals_to_image
+from unsup3d.inference import turntable, visualize
+from unsup3d.inference.mesh import TexturedMesh, canonical_mesh, sample_texture, write_obj
+from unsup3d.inference.reconstructor import Reconstruction
+from unsup3d.viz import depth_to_image, image_grid, normals_to_image
 
-OUTPUT_FILES = (
-    "depth.npy",
-    "canonical_depth.npy",
-    "input.png",
-    "reconstruction.png",
-    "canonical_image.png",
-    "albedo.png",
-    "shading.png",
-    "normal.png",
-    "depth.png",
-    "canonical_depth.png",
-    "mesh.obj",
-    "mesh.mtl",
-    "view_light.json",
-)
-"""Files :func:`write_outputs` always writes; ``confidence.png`` is added when confidence is predicted."""
+__all__ = [
+    "DEFAULT_GROUPS",
+    "GROUP_FILES",
+    "OutputOptions",
+    "available_groups",
+    "confidence_strip",
+    "save_png",
+    "view_light_dict",
+    "write_outputs",
+]
+
+GROUP_FILES: dict[str, tuple[str, ...]] = {
+    "depth": ("depth.npy", "canonical_depth.npy", "depth_16bit.png"),
+    "maps": (
+        "input.png",
+        "reconstruction.png",
+        "canonical_image.png",
+        "albedo.png",
+        "shading.png",
+        "normal.png",
+        "depth.png",
+        "canonical_depth.png",
+    ),
+    "obj": ("mesh.obj", "mesh.mtl", "albedo.png"),
+    "glb": ("mesh.glb",),
+    "ply": ("mesh.ply",),
+    "overlays": ("symmetry.png",),
+    "relight": ("relight.png",),
+    "views": ("views.png",),
+    "turntable": ("turntable.gif", "turntable.mp4"),
+    "json": ("view_light.json",),
+}
+"""Files of each group that every model writes (``confidence.png`` and ``asymmetry.png`` need confidence)."""
+# Groups that need an optional package (its import name): skipped by default when it is missing.
+GROUP_NEEDS = {"glb": "trimesh", "ply": "trimesh", "turntable": "imageio"}
+DEFAULT_GROUPS = tuple(GROUP_FILES)
+RELIGHT_STEPS, RELIGHT_EXTENT = 3, 0.8  # a 3 × 3 grid of lights, lx and ly in [−0.8, 0.8] (visualize.light_grid)
+VIEW_YAWS = (-45.0, 0.0, 45.0)
 
 
-def write_outputs(rec: Reconstruction, index: int, out_dir: str | Path, trim_border: int = 0) -> list[Path]:
+@dataclass(frozen=True)
+class OutputOptions:
+    """What :func:`write_outputs` writes: the groups, and the grid size of meshes and turntables (None: S)."""
+
+    groups: tuple[str, ...] = DEFAULT_GROUPS
+    mesh_size: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.groups) - set(GROUP_FILES))
+        if unknown:
+            raise ValueError(f"unknown output group(s) {unknown}: choose from {sorted(GROUP_FILES)}")
+        if self.mesh_size is not None and not 2 <= self.mesh_size <= 1024:
+            raise ValueError(f"mesh size must be in [2, 1024], got {self.mesh_size}")
+
+
+def available_groups() -> tuple[str, ...]:
+    """The groups whose optional packages are installed (the default of ``reconstruct``)."""
+    return tuple(g for g in DEFAULT_GROUPS if g not in GROUP_NEEDS or importlib.util.find_spec(GROUP_NEEDS[g]))
+
+
+def write_outputs(
+    rec: Reconstruction, index: int, out_dir: str | Path, options: OutputOptions | None = None
+) -> list[Path]:
     """Write image ``index`` of ``rec`` into ``out_dir`` (created if needed); see the module doc for the files.
 
-    Args:
-        rec: a reconstruction of B images.
-        index: which image, in [0, B).
-        out_dir: destination folder.
-        trim_border: border columns dropped from each side of the mesh (see :func:`depth_grid_mesh`).
     Returns:
-        the paths written.
+        The paths written.
+    Raises:
+        IndexError: ``index`` outside [0, B).
+        unsup3d.extras.MissingExtraError: a chosen group needs an extra that is not installed.
     """
     if not 0 <= index < len(rec):
         raise IndexError(f"index {index} out of range for a reconstruction of {len(rec)} images")
+    options = options or OutputOptions(available_groups())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     one = rec.select(index)
-    written = [
-        _save_npy(out / "depth.npy", one.depth[0]),
+    written: list[Path] = []
+    for group in dict.fromkeys(options.groups):  # in order, once each
+        written += WRITERS[group](one, out, options)
+    return list(dict.fromkeys(written))
+
+
+def _write_depth(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+    from unsup3d.inference.mesh_export import save_depth_png16
+
+    depth = one.depth[0]
+    return [
+        _save_npy(out / "depth.npy", depth),
         _save_npy(out / "canonical_depth.npy", one.canonical_depth[0]),
+        save_depth_png16(out / "depth_16bit.png", depth, *one.depth_range),
     ]
+
+
+def _write_maps(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
     pictures = {
         "input.png": one.image[0],
         "reconstruction.png": one.recon_image[0],
@@ -90,10 +152,106 @@ def write_outputs(rec: Reconstruction, index: int, out_dir: str | Path, trim_bor
     }
     if one.confidence is not None:
         pictures["confidence.png"] = confidence_strip(one.confidence[0], one.confidence_perceptual)
-    written += [save_png(out / name, picture) for name, picture in pictures.items()]
-    written += _write_mesh(one, out, trim_border)
-    written.append(_write_view_light(one, out / "view_light.json"))
+    return [save_png(out / name, picture) for name, picture in pictures.items()]
+
+
+def _mesh(one: Reconstruction, options: OutputOptions) -> TexturedMesh:
+    """The textured mesh of the canonical depth grid, upsampled to ``mesh_size`` (its texture to match)."""
+    return canonical_mesh(
+        one.canonical_depth[0], one.canonical_albedo[0], one.fov, options.mesh_size, 0, one.canonical_normal[0]
+    )
+
+
+def _write_obj(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+    mesh = _mesh(one, options)
+    size = mesh.texture.shape[-1]
+    name = "albedo.png" if size == one.canonical_albedo.shape[-1] else f"albedo_{size}.png"
+    texture = save_png(out / name, mesh.texture)
+    obj = write_obj(out / "mesh.obj", mesh.vertices, mesh.faces, mesh.uvs, mesh.normals, "albedo", texture.name)
+    return [obj, obj.with_suffix(".mtl"), texture]
+
+
+def _write_glb(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+    from unsup3d.inference.mesh_export import write_glb
+
+    mesh = _mesh(one, options)
+    return [write_glb(out / "mesh.glb", mesh.vertices, mesh.faces, mesh.uvs, mesh.texture, mesh.normals)]
+
+
+def _write_ply(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+    from unsup3d.inference.mesh_export import write_ply
+
+    mesh = _mesh(one, options)
+    colours = sample_texture(mesh.texture, mesh.uvs)  # each vertex's own texel
+    return [write_ply(out / "mesh.ply", mesh.vertices, mesh.faces, colours)]
+
+
+def _write_overlays(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+    plane = visualize.symmetry_plane_overlay(one.image, one.canonical_depth, one.view, one.fov)
+    written = [save_png(out / "symmetry.png", plane[0])]
+    if one.confidence is not None:
+        written.append(save_png(out / "asymmetry.png", visualize.asymmetry_overlay(one.image, one.confidence)[0]))
     return written
+
+
+def _write_relight(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+    directions = visualize.light_grid(RELIGHT_STEPS, RELIGHT_EXTENT)  # (9, 3), row-major
+    grid = visualize.relight_grid(one.canonical_albedo, one.canonical_normal, one.ambient, one.diffuse, directions)
+    rows = [grid[0, RELIGHT_STEPS * r : RELIGHT_STEPS * (r + 1)] for r in range(RELIGHT_STEPS)]  # (3, 3, S, S)
+    return [save_png(out / "relight.png", image_grid(rows))]
+
+
+def _write_views(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+    views = torch.zeros(len(VIEW_YAWS), 6)
+    views[:, 1] = torch.tensor([math.radians(yaw) for yaw in VIEW_YAWS])
+    rows = [
+        visualize.render_view(_repeat(one.canonical_depth), _repeat(colour), views, one.fov)
+        for colour in _appearances(one)
+    ]
+    return [save_png(out / "views.png", image_grid(rows))]
+
+
+def _appearances(one: Reconstruction) -> list[torch.Tensor]:
+    """(1, 3, S, S) canonical colours of the shape (grey Lambertian), the normals and the textured face."""
+    return [
+        visualize.shape_colour(one.canonical_normal),
+        normals_to_image(one.canonical_normal),
+        one.canonical_image,
+    ]
+
+
+def _repeat(tensor: torch.Tensor, count: int = len(VIEW_YAWS)) -> torch.Tensor:
+    return tensor.expand(count, *tensor.shape[1:])
+
+
+def _write_turntable(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+    views = turntable.turntable_views(one.view)  # (T, 1, 6), the original demo's sequence
+    colours = torch.cat([one.canonical_image, visualize.shape_colour(one.canonical_normal)])  # textured, shape
+    frames = turntable.turntable_frames(
+        one.canonical_depth.expand(2, -1, -1), colours, views.expand(-1, 2, -1), one.fov, options.mesh_size
+    )  # (2, T, 3, N, N)
+    side_by_side = torch.cat([frames[0], frames[1]], dim=-1)  # (T, 3, N, 2N)
+    return [turntable.write_animation(side_by_side, out / name) for name in ("turntable.gif", "turntable.mp4")]
+
+
+def _write_json(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+    path = out / "view_light.json"
+    path.write_text(json.dumps(view_light_dict(one), indent=2) + "\n")
+    return [path]
+
+
+WRITERS: dict[str, Callable[[Reconstruction, Path, OutputOptions], list[Path]]] = {
+    "depth": _write_depth,
+    "maps": _write_maps,
+    "obj": _write_obj,
+    "glb": _write_glb,
+    "ply": _write_ply,
+    "overlays": _write_overlays,
+    "relight": _write_relight,
+    "views": _write_views,
+    "turntable": _write_turntable,
+    "json": _write_json,
+}
 
 
 def confidence_strip(photometric: torch.Tensor, perceptual: torch.Tensor | None) -> torch.Tensor:
@@ -106,7 +264,7 @@ def confidence_strip(photometric: torch.Tensor, perceptual: torch.Tensor | None)
 
 
 def save_png(path: Path, picture: torch.Tensor) -> Path:
-    """Write a (3, H, W) colour, or (1, H, W) or (H, W) / (H, W) grey tensor in [0, 1] as an 8-bit PNG."""
+    """Write a (3, H, W) colour, or (1, H, W) or (H, W) grey tensor in [0, 1] as an 8-bit PNG."""
     if picture.dim() == 3 and picture.shape[0] == 1:
         picture = picture[0]
     array = picture.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
@@ -125,13 +283,6 @@ def _save_npy(path: Path, array: torch.Tensor) -> Path:
     return path
 
 
-def _write_mesh(one: Reconstruction, out: Path, trim_border: int) -> list[Path]:
-    vertices, faces, uvs = depth_grid_mesh(one.canonical_depth[0], one.fov, trim_border)
-    normals = grid_vertex_normals(one.canonical_normal[0], trim_border)
-    obj = write_obj(out / "mesh.obj", vertices, faces, uvs, normals, "albedo", "albedo.png")
-    return [obj, obj.with_suffix(".mtl")]
-
-
 def view_light_dict(one: Reconstruction) -> dict:
     """The view and light of a batch-of-one reconstruction as plain JSON-ready values."""
     view = [float(v) for v in one.view[0]]
@@ -145,69 +296,3 @@ def view_light_dict(one: Reconstruction) -> dict:
         },
         "fov_degrees": one.fov,
     }
-
-
-def _write_view_light(one: Reconstruction, path: Path) -> Path:
-    path.write_text(json.dumps(view_light_dict(one), indent=2) + "\n")
-    return path
-
-
-def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Image files named directly, plus every image under named folders (recursive, sorted)."""
-    paths: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            paths.extend(find_images(item))
-        elif item.exists() or item.is_symlink():
-            paths.append(item)
-        else:
-            raise FileNotFoundError(f"input not found: {item}")
-    return paths
-
-
-def reconstruct_to_folder(
-    checkpoint: str | Path,
-    inputs: Sequence[str | Path],
-    output: str | Path,
-    batch_size: int = 64,
-    device: str | None = None,
-    progress: bool = True,
-) -> tuple[int, list[tuple[Path, str]]]:
-    """Reconstruct every input image into ``output/<stem>/`` (see :func:`write_outputs`).
-
-    Unreadable inputs are reported, not raised. Returns (number written, [(path, reason), ...] of failures).
-
-    Raises:
-        CheckpointError: no usable checkpoint.
-        OutputError: ``output`` cannot be created or written, checked before any work, or a write fails (disk
-            full).
-    """
-    from tqdm.auto import tqdm
-
-    reconstructor = Reconstructor.from_checkpoint(checkpoint, device=device)
-    paths = collect_inputs(inputs)
-    output = ensure_writable_folder(output)
-    stems = _unique_stems(paths)
-    written, failed = 0, []
-    results = reconstructor.reconstruct_paths(paths, batch_size)
-    for path, result in tqdm(results, total=len(paths), disable=not progress, unit="img"):
-        if isinstance(result, ImageLoadError):
-            failed.append((path, result.reason))
-            continue
-        try:
-            write_outputs(result, 0, output / stems[path])
-        except OSError as error:
-            raise OutputError(f"cannot write {output / stems[path]}: {error.strerror or error}") from error
-        written += 1
-    return written, failed
-
-
-def _unique_stems(paths: list[Path]) -> dict[Path, str]:
-    """Output folder names: the file stem, with ``_2``, ``_3``... when two inputs share a stem."""
-    seen: dict[str, int] = {}
-    names = {}
-    for path in paths:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        names[path] = path.stem if count == 1 else f"{path.stem}_{count}"
-    return names

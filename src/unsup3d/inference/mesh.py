@@ -10,16 +10,22 @@ Topology. One vertex per pixel, row-major; two triangles per cell, ``(i,j),(i+1,
 ``(i,j+1),(i+1,j),(i+1,j+1)`` as in the renderer. In the OBJ frame both wind counter-clockwise seen from +z, so a
 fronto-parallel plane's face normals point at the viewer (+z). Texture coordinates put pixel centres at texel
 centres: ``u = (j + 0.5) / W``, ``v = 1 − (i + 0.5) / H`` (OBJ's v grows upward, image row 0 is the top).
+
+Finer meshes. :func:`upsample_canonical` resamples the canonical depth and albedo to N × N (bilinear,
+``align_corners=True``); the N-grid back-projects onto the same rays and spans the same surface, only with more,
+smaller triangles. :func:`canonical_mesh` does the whole job: resample, triangulate, normals, texture.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from unsup3d.geometry import FOV_DEGREES, ROTATION_CENTER, depth_to_points
+from unsup3d.geometry import FOV_DEGREES, ROTATION_CENTER, depth_to_points, normals_from_depth
 from unsup3d.render import grid_faces
 
 # The camera→OBJ axis flip (y down → up, z forward → toward the viewer).
@@ -95,6 +101,134 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-20)
 
 
+def upsample_canonical(
+    canonical_depth: torch.Tensor, canonical_albedo: torch.Tensor | None = None, *, size: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Resample the canonical depth grid, and its albedo, from S × S to ``size`` × ``size`` (bilinear).
+
+    Same rays, same surface: sampling uses ``align_corners=True``, so column ``j`` of the new grid is column
+    ``u = j·(S−1)/(N−1)`` of the old, and since ``f = (N−1)/2/tan(fov/2)`` scales the same way, back-projecting
+    the new grid with the same fov puts vertex ``j`` on the ray of ``u``. The corner rays coincide, so the mesh
+    spans the same extent; a constant-depth plane stays that plane; when ``N−1`` is a multiple of ``S−1`` every
+    old vertex is also a new one. Between old pixels depth is interpolated bilinearly in the image (not along the
+    old triangles): a smoother version of the same surface. The clamped border columns (a flat wall at the
+    border depth) stay a wall; the columns between the wall and the object mix both, as the old mesh's steep
+    triangles there did; :func:`resampled_trim_border` gives the trim that drops the wall on the new grid.
+    The albedo is resampled the same way, so :func:`depth_grid_mesh`'s uvs (texel centre = vertex) still fit.
+    ``size`` < S downsamples (a lighter mesh).
+
+    Args:
+        canonical_depth: (S, S) or (B, S, S) finite canonical depth.
+        canonical_albedo: (C, S, S) or (B, C, S, S), e.g. the (B, 3, S, S) albedo in [0, 1]; or None.
+        size: N ≥ 2, the new grid's size.
+    Returns:
+        depth (N, N) or (B, N, N), and albedo (C, N, N) or (B, C, N, N) (or None), each with its input's
+        layout and dtype; albedo in [0, 1] stays in [0, 1] (bilinear weights are convex).
+    """
+    if canonical_depth.dim() not in (2, 3) or canonical_depth.shape[-1] != canonical_depth.shape[-2]:
+        raise ValueError(f"canonical_depth must be (S, S) or (B, S, S), got shape {tuple(canonical_depth.shape)}")
+    if size < 2:
+        raise ValueError(f"size must be at least 2, got {size}")
+    source = canonical_depth.shape[-1]
+    depth = _resample(canonical_depth.reshape(-1, 1, source, source), size).reshape(
+        *canonical_depth.shape[:-2], size, size
+    )
+    if canonical_albedo is None:
+        return depth, None
+    if canonical_albedo.dim() not in (3, 4) or canonical_albedo.shape[-2:] != canonical_depth.shape[-2:]:
+        raise ValueError(
+            f"canonical_albedo must be (C, S, S) or (B, C, S, S) with S={source}, "
+            f"got shape {tuple(canonical_albedo.shape)}"
+        )
+    albedo = _resample(canonical_albedo.reshape(-1, *canonical_albedo.shape[-3:]), size)
+    return depth, albedo.reshape(*canonical_albedo.shape[:-2], size, size)
+
+
+def _resample(grid: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, S, S) → (B, C, N, N) bilinear with ``align_corners=True``; S == N returns the input."""
+    if grid.shape[-1] == size:
+        return grid
+    return F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=True)
+
+
+def resampled_trim_border(trim_border: int, source_size: int, size: int) -> int:
+    """The trim of an N-grid resampled from an S-grid that drops what ``trim_border`` drops on the S-grid.
+
+    Column ``j`` of the N-grid lies at ``u = j·(S−1)/(N−1)``; the trimmed S-mesh starts at ``u = trim_border``,
+    so the N-mesh keeps the columns with ``u ≥ trim_border``: ``ceil(trim_border·(N−1)/(S−1))`` dropped on each
+    side (symmetric). Returns ``trim_border`` when N == S.
+    """
+    if source_size < 2 or size < 2:
+        raise ValueError(f"grid sizes must be at least 2, got {source_size} and {size}")
+    return -(-trim_border * (size - 1) // (source_size - 1))
+
+
+@dataclass(frozen=True)
+class TexturedMesh:
+    """A mesh of the canonical depth grid and the texture its uvs index (see the module doc for the frame)."""
+
+    vertices: np.ndarray  # (N, 3) float64, OBJ frame: x right, y up, z toward the viewer
+    faces: np.ndarray  # (F, 3) int64, 0-based, counter-clockwise seen from the viewer
+    uvs: np.ndarray  # (N, 2) float64 in [0, 1], v up
+    normals: np.ndarray  # (N, 3) float64 unit vertex normals facing the viewer, OBJ frame
+    texture: torch.Tensor  # (3, T, T) albedo in [0, 1] (T the grid size)
+
+
+def canonical_mesh(
+    canonical_depth: torch.Tensor,
+    canonical_albedo: torch.Tensor,
+    fov: float = FOV_DEGREES,
+    size: int | None = None,
+    trim_border: int = 0,
+    canonical_normal: torch.Tensor | None = None,
+) -> TexturedMesh:
+    """The textured mesh of one canonical reconstruction, optionally on a finer (or coarser) N × N grid.
+
+    Args:
+        canonical_depth: (S, S) canonical depth, e.g. ``Reconstruction.canonical_depth[i]``.
+        canonical_albedo: (3, S, S) albedo in [0, 1], e.g. ``Reconstruction.canonical_albedo[i]``.
+        fov: field of view in degrees (``Reconstruction.fov``).
+        size: None or S keeps the S-grid; otherwise depth and albedo go through :func:`upsample_canonical`.
+        trim_border: border columns to drop, counted on the S-grid (mapped by :func:`resampled_trim_border`).
+        canonical_normal: (S, S, 3) camera-frame normals to use on the S-grid (``Reconstruction.canonical_normal``);
+            None, or a resampled grid, computes them from the depth (:func:`unsup3d.geometry.normals_from_depth`,
+            the model's own rule).
+    Returns:
+        a :class:`TexturedMesh` with N² vertices (N·(N − 2·trim) when trimmed) and 2·(N−1)² faces.
+    """
+    source = canonical_depth.shape[-1]
+    size = source if size is None else size
+    if canonical_albedo.dim() != 3 or canonical_albedo.shape[0] != 3:
+        raise ValueError(f"canonical_albedo must be (3, S, S), got shape {tuple(canonical_albedo.shape)}")
+    depth, albedo = upsample_canonical(canonical_depth.detach().cpu(), canonical_albedo.detach().cpu(), size=size)
+    trim = resampled_trim_border(trim_border, source, size)
+    vertices, faces, uvs = depth_grid_mesh(depth, fov, trim)
+    if canonical_normal is None or size != source:
+        canonical_normal = normals_from_depth(depth[None].double(), fov)[0]
+    normals = grid_vertex_normals(canonical_normal, trim)
+    return TexturedMesh(vertices, faces, uvs, normals, albedo.float().clamp(0, 1))
+
+
+def sample_texture(texture: torch.Tensor, uvs: np.ndarray) -> np.ndarray:
+    """Bilinear colours of a (C, H, W) texture at (N, 2) uvs (``u`` right, ``v`` up, texel centres at
+    ``(j + 0.5) / W``, ``1 − (i + 0.5) / H``; edges clamp) → (N, C) float32. At :func:`depth_grid_mesh`'s uvs it
+    returns each vertex's own pixel exactly (the PLY vertex colours)."""
+    if texture.dim() != 3:
+        raise ValueError(f"texture must be (C, H, W), got shape {tuple(texture.shape)}")
+    uvs = np.asarray(uvs, dtype=np.float64)
+    if uvs.ndim != 2 or uvs.shape[1] != 2:
+        raise ValueError(f"uvs must be (N, 2), got {uvs.shape}")
+    grid = torch.from_numpy(np.stack([2 * uvs[:, 0] - 1, 1 - 2 * uvs[:, 1]], axis=-1))  # v up → rows down
+    sampled = F.grid_sample(
+        texture.detach().cpu().double()[None],
+        grid[None, None],
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
+    )  # (1, C, 1, N)
+    return sampled[0, :, 0].T.float().numpy()
+
+
 def write_obj(
     path: str | Path,
     vertices: np.ndarray,
@@ -118,7 +252,7 @@ def write_obj(
     """
     path = Path(path)
     vertices, faces, uvs = np.asarray(vertices), np.asarray(faces), np.asarray(uvs)
-    _check_mesh(vertices, faces, uvs, normals)
+    check_mesh(vertices, faces, uvs, normals)
     lines = ["# unsup3d mesh: x right, y up, z toward the viewer"]
     if texture_filename is not None:
         mtl = path.with_suffix(".mtl")
@@ -140,7 +274,7 @@ def _write_mtl(path: Path, material_name: str, texture_filename: str) -> None:
     path.write_text(f"newmtl {material_name}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd {texture_filename}\n")
 
 
-def _check_mesh(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, normals: np.ndarray | None) -> None:
+def check_mesh(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, normals: np.ndarray | None) -> None:
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (N, 3), got {vertices.shape}")
     if faces.ndim != 2 or faces.shape[1] != 3:

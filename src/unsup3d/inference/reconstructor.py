@@ -13,18 +13,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
-from unsup3d.checkpoint import CheckpointError, find_checkpoint, stored_model_config
-from unsup3d.config import ModelConfig, model_config_from_dict
-from unsup3d.data.images import ImageLoadError, load_image, resize_square, to_tensor
+from unsup3d.config import ModelConfig
+from unsup3d.data.images import ImageLoadError, load_image, to_tensor
 from unsup3d.geometry import FOV_DEGREES
+from unsup3d.inference.crop import NoDetectionError, crop_photo
+from unsup3d.inference.weights import load_model, shipped_weights
 from unsup3d.model import PhotoGeometricAutoencoder, Prediction
+from unsup3d.viz import normals_to_image
 
 # Images may overshoot [0, 1] by this much (resampling round-off) before __call__ rejects them.
 RANGE_TOLERANCE = 1e-3
 
 log = logging.getLogger(__name__)
+InputError = ImageLoadError | NoDetectionError  # an input file that cannot be reconstructed
 
 
 @dataclass
@@ -51,6 +56,7 @@ class Reconstruction:
     diffuse: torch.Tensor  # (B,) diffuse light coefficient
     light_direction: torch.Tensor  # (B, 3) unit light direction in the canonical frame
     fov: float = FOV_DEGREES  # camera field of view in degrees
+    depth_range: tuple[float, float] = (0.8, 1.2)  # (near, far) the rendered depth is clamped to
 
     def __len__(self) -> int:
         return self.image.shape[0]
@@ -66,6 +72,51 @@ class Reconstruction:
             value = getattr(self, f.name)
             values[f.name] = value[index] if isinstance(value, torch.Tensor) else value
         return Reconstruction(**values)
+
+    def save(self, out_dir: str | Path, index: int = 0, options=None) -> list[Path]:
+        """Write image ``index``'s files into ``out_dir`` (:func:`unsup3d.inference.export.write_outputs`;
+        ``options`` an :class:`~unsup3d.inference.export.OutputOptions`, default every available group)."""
+        from unsup3d.inference.export import write_outputs
+
+        return write_outputs(self, index, out_dir, options)
+
+    def relight(
+        self, light_direction: torch.Tensor, ambient: torch.Tensor | None = None, diffuse: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The canonical images (B, 3, S, S) in [0, 1] under another light: a (3,) or (B, 3) direction (normalised
+        here), and optionally other (B,) or scalar ambient and diffuse strengths (default: the predicted ones)."""
+        from unsup3d.inference.visualize import relight
+
+        batch = len(self)
+        direction = torch.nn.functional.normalize(torch.as_tensor(light_direction).float().expand(batch, 3), dim=1)
+        ambient = self.ambient if ambient is None else torch.as_tensor(ambient).float().expand(batch)
+        diffuse = self.diffuse if diffuse is None else torch.as_tensor(diffuse).float().expand(batch)
+        return relight(self.canonical_albedo, self.canonical_normal, ambient, diffuse, direction)
+
+    def render(self, view: torch.Tensor, appearance: str = "texture") -> torch.Tensor:
+        """The objects seen from a (6,) or (B, 6) view ``(rx, ry, rz, tx, ty, tz)`` (radians) on white:
+        ``appearance`` ``"texture"`` (the canonical image), ``"shape"`` (grey) or ``"normals"``; (B, 3, S, S)."""
+        from unsup3d.inference.visualize import render_view, shape_colour
+
+        colours = {
+            "texture": lambda: self.canonical_image,
+            "shape": lambda: shape_colour(self.canonical_normal),
+            "normals": lambda: normals_to_image(self.canonical_normal),
+        }
+        if appearance not in colours:
+            raise ValueError(f"appearance must be one of {sorted(colours)}, got {appearance!r}")
+        view = torch.as_tensor(view).float().expand(len(self), 6)
+        return render_view(self.canonical_depth, colours[appearance](), view, self.fov)
+
+    def mesh(self, index: int = 0, size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Vertices, faces and uvs of image ``index``'s canonical depth grid (upsampled to ``size`` × ``size``),
+        in the mesh frame of ``docs/conventions.md`` (:func:`unsup3d.inference.mesh.depth_grid_mesh`)."""
+        from unsup3d.inference.mesh import depth_grid_mesh, upsample_canonical
+
+        depth = self.canonical_depth[index : index + 1]
+        if size is not None:
+            depth, _ = upsample_canonical(depth, size=size)
+        return depth_grid_mesh(depth[0], self.fov)
 
 
 def default_device() -> torch.device:
@@ -91,25 +142,26 @@ class Reconstructor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> Reconstructor:
-        """Build the model a checkpoint describes and load its weights; only the checkpoint's model
-        configuration is read, so training or data keys of another version never stop a checkpoint loading.
+        """Build the model stored at ``path`` (see :func:`unsup3d.inference.weights.load_model`).
 
         Args:
-            path: a checkpoint file, or a run directory (its newest loadable ``checkpoints/step_*.pt``).
+            path: weights (``.safetensors`` with its ``.json``), a checkpoint file (ours or a converted original),
+                or a run directory (its newest loadable ``checkpoints/step_*.pt``).
             device: where to run; None: CUDA when available, else CPU.
         Raises:
-            CheckpointError: no usable checkpoint, or weights that do not fit the configured model.
+            CheckpointError: no usable checkpoint, or weights that do not fit the stored model configuration.
         """
-        found, state = find_checkpoint(path)
-        try:
-            model = PhotoGeometricAutoencoder(model_config_from_dict(stored_model_config(state)))
-            model.load_state_dict(state["model"])
-        except (ValueError, RuntimeError, TypeError, KeyError) as error:
-            raise CheckpointError(f"checkpoint {found} does not describe a loadable model: {error}") from error
+        model, found, iteration = load_model(path)
         reconstructor = cls(model, device)
         reconstructor.checkpoint_path = found
-        reconstructor.iteration = int(state.get("iteration", 0))
+        reconstructor.iteration = iteration
         return reconstructor
+
+    @classmethod
+    def pretrained(cls, device: str | torch.device | None = None) -> Reconstructor:
+        """The model that ships inside the package: the ``cpu`` recipe trained on the built-in synthetic faces
+        (``scripts/train_shipped_model.sh``; what it was trained on and how well it does: the README)."""
+        return cls.from_checkpoint(shipped_weights(), device)
 
     @property
     def image_size(self) -> int:
@@ -127,46 +179,55 @@ class Reconstructor:
         prediction = self.model(images, with_flip=False)
         return _to_reconstruction(images, prediction, self.config)
 
-    def load_images(self, paths: Sequence[str | Path]) -> torch.Tensor:
-        """Read image files as a (N, 3, S, S) float32 tensor in [0, 1], each resized to the model's size.
+    def prepare(self, image: Image.Image, crop: str = "none", crop_fallback: str = "skip", name: str = "image"):
+        """A photo as the model's (3, S, S) input in [0, 1]: cropped to the face or cat face it shows (``crop``,
+        see :func:`unsup3d.inference.crop.crop_photo`) or whole, then resized with an antialiased filter.
+
+        Raises:
+            NoDetectionError: ``crop`` found nothing and ``crop_fallback="skip"``.
+        """
+        return to_tensor(crop_photo(image, crop, self.image_size, crop_fallback, name))
+
+    def load_images(self, paths: Sequence[str | Path], crop: str = "none", crop_fallback: str = "skip") -> torch.Tensor:
+        """Read image files as a (N, 3, S, S) float32 tensor in [0, 1] (see :meth:`prepare`).
 
         Raises:
             ImageLoadError: a file cannot be read.
+            NoDetectionError: ``crop`` found nothing in a file and ``crop_fallback="skip"``.
         """
-        size = self.image_size
-        tensors = [to_tensor(resize_square(load_image(path), size)) for path in paths]
+        tensors = [self.prepare(load_image(path), crop, crop_fallback, Path(path).name) for path in paths]
         if not tensors:
-            return torch.zeros(0, 3, size, size)
+            return torch.zeros(0, 3, self.image_size, self.image_size)
         return torch.stack(tensors)
 
     def reconstruct_paths(
-        self, paths: Sequence[str | Path], batch_size: int = 16
-    ) -> Iterator[tuple[Path, Reconstruction | ImageLoadError]]:
+        self, paths: Sequence[str | Path], batch_size: int = 16, crop: str = "none", crop_fallback: str = "skip"
+    ) -> Iterator[tuple[Path, Reconstruction | InputError]]:
         """Reconstruct image files in batches, yielding ``(path, result)`` in input order.
 
-        ``result`` is a batch-of-one :class:`Reconstruction`, or the :class:`ImageLoadError` of a file that
-        could not be read; the other files are processed anyway.
+        ``result`` is a batch-of-one :class:`Reconstruction`, or the error of a file that could not be used
+        (:class:`ImageLoadError`, :class:`NoDetectionError`); the other files are processed anyway.
         """
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         paths = [Path(p) for p in paths]
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
-            loaded: list[torch.Tensor | ImageLoadError] = []
+            loaded: list[torch.Tensor | InputError] = []
             for path in chunk:
                 try:
-                    loaded.append(self.load_images([path])[0])
-                except ImageLoadError as error:
+                    loaded.append(self.load_images([path], crop, crop_fallback)[0])
+                except (ImageLoadError, NoDetectionError) as error:
                     loaded.append(error)
             good = [item for item in loaded if isinstance(item, torch.Tensor)]
             batch = self(torch.stack(good)) if good else None
             index = 0
             for path, item in zip(chunk, loaded, strict=True):
-                if isinstance(item, ImageLoadError):
-                    yield path, item
-                else:
+                if isinstance(item, torch.Tensor):
                     yield path, batch.select(index)
                     index += 1
+                else:
+                    yield path, item
 
 
 def _to_reconstruction(images: torch.Tensor, pred: Prediction, config: ModelConfig) -> Reconstruction:
@@ -193,4 +254,5 @@ def _to_reconstruction(images: torch.Tensor, pred: Prediction, config: ModelConf
         diffuse=cpu(pred.diffuse),
         light_direction=cpu(pred.light_direction),
         fov=float(config.fov),
+        depth_range=(config.near_depth, config.far_depth),
     )
