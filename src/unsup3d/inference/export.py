@@ -226,11 +226,9 @@ def _repeat(tensor: torch.Tensor, count: int = len(VIEW_YAWS)) -> torch.Tensor:
 
 def _write_turntable(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
     views = turntable.turntable_views(one.view)  # (T, 1, 6), the original demo's sequence
-    colours = torch.cat([one.canonical_image, visualize.shape_colour(one.canonical_normal)])  # textured, shape
-    frames = turntable.turntable_frames(
-        one.canonical_depth.expand(2, -1, -1), colours, views.expand(-1, 2, -1), one.fov, options.mesh_size
-    )  # (2, T, 3, N, N)
-    side_by_side = torch.cat([frames[0], frames[1]], dim=-1)  # (T, 3, N, 2N)
+    colours = torch.cat([one.canonical_image, visualize.shape_colour(one.canonical_normal)], dim=1)  # (1, 6, S, S)
+    frames = turntable.turntable_frames(one.canonical_depth, colours, views, one.fov, options.mesh_size)[0]
+    side_by_side = torch.cat([frames[:, :3], frames[:, 3:]], dim=-1)  # (T, 3, N, 2N): textured | shape
     return [turntable.write_animation(side_by_side, out / name) for name in ("turntable.gif", "turntable.mp4")]
 
 

@@ -258,16 +258,24 @@ def write_obj(
         mtl = path.with_suffix(".mtl")
         _write_mtl(mtl, material_name, texture_filename)
         lines.append(f"mtllib {mtl.name}")
-    lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices]
-    lines += [f"vt {u:.7g} {v:.7g}" for u, v in uvs]
+    lines.append(_rows("v %.7g %.7g %.7g", vertices))
+    lines.append(_rows("vt %.7g %.7g", uvs))
     if normals is not None:
-        lines += [f"vn {x:.6g} {y:.6g} {z:.6g}" for x, y, z in np.asarray(normals)]
+        lines.append(_rows("vn %.6g %.6g %.6g", np.asarray(normals)))
     if texture_filename is not None:
         lines.append(f"usemtl {material_name}")
-    corner = "{0}/{0}/{0}" if normals is not None else "{0}/{0}"
-    lines += ["f " + " ".join(corner.format(int(k) + 1) for k in face) for face in faces]
-    path.write_text("\n".join(lines) + "\n")
+    corner = "%d/%d/%d" if normals is not None else "%d/%d"
+    one_based = np.repeat(faces.astype(np.int64) + 1, corner.count("%d"), axis=1)  # (F, 3·k)
+    lines.append(_rows("f " + " ".join([corner] * 3), one_based))
+    path.write_text("\n".join(line for line in lines if line) + "\n")
     return path
+
+
+def _rows(template: str, values: np.ndarray) -> str:
+    """Lines of ``template % row`` for each row of (N, k) ``values``, formatted in one operation."""
+    if len(values) == 0:
+        return ""
+    return "\n".join([template] * len(values)) % tuple(values.ravel().tolist())
 
 
 def _write_mtl(path: Path, material_name: str, texture_filename: str) -> None:
