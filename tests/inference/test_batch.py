@@ -89,3 +89,26 @@ def test_bad_numbers_and_groups_are_configuration_errors(tmp_path, checkpoint):
         assert (
             main(["reconstruct", str(photo), "--checkpoint", str(checkpoint), "--output", str(tmp_path), *flags]) == 2
         )
+
+
+def test_a_video_gives_a_comparison_clip_and_per_frame_outputs(tmp_path, checkpoint):
+    import imageio.v2 as imageio
+
+    clip = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    with imageio.get_writer(clip, fps=10, macro_block_size=1) as writer:
+        for _ in range(5):
+            writer.append_data(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(clip.read_bytes()[:200])  # a truncated file
+    reconstructor = Reconstructor.from_checkpoint(checkpoint, "cpu")
+    options = OutputOptions(("json",))
+    result = reconstruct_to_folder(
+        reconstructor, [clip, broken], tmp_path / "out", options, batch_size=2, progress=False, video_frames=True
+    )
+    assert result.folders == ["clip"] and [p.name for p, _ in result.failed] == ["broken.mp4"]
+    frames = imageio.mimread(tmp_path / "out" / "clip" / "comparison.mp4")
+    assert len(frames) == 5 and frames[0].shape == (256, 3 * 256, 3)
+    written = sorted(p.name for p in (tmp_path / "out" / "clip" / "frames").iterdir())
+    assert written == [f"{k:06d}" for k in range(5)]
+    assert (tmp_path / "out" / "clip" / "frames" / "000004" / "view_light.json").is_file()
