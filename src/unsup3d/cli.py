@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_reconstruct(sub)
     _add_convert(sub)
     _add_export_weights(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -240,6 +241,24 @@ def _reconstruct(args) -> int:
     if result.failed:
         print(f"{len(result.failed)} input(s) failed, {result.written} succeeded", file=sys.stderr)
     return 3 if result.failed and not result.written else 0
+
+
+# ---------------------------------------------------------------------- serve
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="a web page for one photo to 3D (Gradio, the web extra)")
+    p.add_argument("--checkpoint", type=Path, help="weights, checkpoint or run directory; default: the shipped model")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"])
+    p.set_defaults(func=_serve)
+
+
+def _serve(args) -> None:
+    from unsup3d.app import serve
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be in [1, 65535], got {args.port}")
+    serve(args.checkpoint, args.host, args.port, args.device)
 
 
 # ---------------------------------------------------------------------- export-weights

@@ -28,6 +28,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "trimesh": ("trimesh", "mesh"),
     "imageio": ("imageio", "video"),
     "imageio_ffmpeg": ("imageio-ffmpeg", "video"),
+    "gradio": ("gradio", "web"),
 }
 
 

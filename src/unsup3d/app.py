@@ -1,0 +1,237 @@
+"""The web page of ``unsup3d serve``: one photo to 3D in a browser (Gradio, the ``web`` extra).
+
+A thin shell over :class:`unsup3d.inference.Reconstructor` and its export code: an upload (or a bundled example)
+is loaded and checked like any input file, cropped on request, reconstructed, and its outputs are written into a
+folder of its own under the server's temporary folder, from which the page shows them. Light sliders relight the
+kept reconstruction at once. Nothing imports this module but the command line.
+
+Every failure a user can cause (a file that is not an image, a corrupt or truncated one, a decompression bomb,
+no face found) becomes a message in the page's status line, never a traceback; uploads larger than
+:data:`MAX_UPLOAD` are refused by the server before they reach the model, and photos larger than
+:data:`MAX_SIDE` pixels are downscaled first. Each request works in its own folder and returns its own state, so
+concurrent users never see each other's results; folders older than :data:`KEEP_SECONDS` are deleted, and the
+whole temporary folder goes when the server stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from unsup3d.data.images import ImageLoadError, load_image
+from unsup3d.extras import require
+from unsup3d.inference import OutputOptions, Reconstruction, Reconstructor
+from unsup3d.inference.crop import CROP_KINDS, NoDetectionError
+
+__all__ = ["MAX_SIDE", "MAX_UPLOAD", "PageResult", "Workspace", "build_app", "serve"]
+
+log = logging.getLogger(__name__)
+MAX_UPLOAD = "20mb"  # Gradio refuses larger uploads before any of our code runs
+MAX_SIDE = 2048  # photos are downscaled to at most this many pixels on their longest side
+KEEP_SECONDS = 3600  # request folders older than this are deleted
+DISPLAY_SIZE = 256  # pictures are enlarged to this many pixels for the page
+# Small pictures fill their boxes with crisp pixels.
+PAGE_CSS = "#turntable img, #relit img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}"
+GROUPS = ("maps", "depth", "obj", "glb", "overlays", "turntable")
+PICTURES = ("symmetry", "depth", "normal", "albedo", "shading", "asymmetry")
+
+
+@dataclass
+class PageResult:
+    """What one upload gives the page: a status line, picture paths by name, the GLB, the turntable GIF, the
+    downloads and the reconstruction (kept per session, for relighting)."""
+
+    status: str
+    pictures: dict[str, str | None]
+    model: str | None = None
+    turntable: str | None = None
+    downloads: list[str] | None = None
+    reconstruction: Reconstruction | None = None
+
+
+class Workspace:
+    """The server's temporary folder: one sub-folder per request, old ones deleted."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="unsup3d-serve-", dir=root))
+
+    def new_folder(self) -> Path:
+        """A fresh folder for one request (after deleting those older than :data:`KEEP_SECONDS`)."""
+        cutoff = time.time() - KEEP_SECONDS
+        for old in self.root.glob("request-*"):
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix="request-", dir=self.root))
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def reconstruct_upload(
+    reconstructor: Reconstructor, workspace: Workspace, path: str | None, crop: str = "face"
+) -> PageResult:
+    """Reconstruct an uploaded file into a new request folder; every user error becomes the status line."""
+    empty = dict.fromkeys(PICTURES)
+    if not path:
+        return PageResult("Upload a photo or pick an example.", empty)
+    name = Path(path).name
+    try:
+        image = _bounded(load_image(path))
+        tensor = reconstructor.prepare(image, crop if crop in CROP_KINDS else "none", "skip", name)
+    except ImageLoadError as error:
+        reason = error.reason.replace(str(path), name)  # never show the server's folders
+        return PageResult(f"**Error:** {name} is not a usable image: {reason}.", empty)
+    except NoDetectionError as error:
+        return PageResult(f"**Error:** {error} — choose crop *none* to use the whole photo.", empty)
+    started = time.perf_counter()
+    rec = reconstructor(tensor[None])
+    folder = workspace.new_folder()
+    rec.save(folder, 0, OutputOptions(GROUPS))
+    pictures = {key: _enlarged(folder / f"{key}.png") for key in PICTURES}
+    downloads = [folder / "mesh.glb", _zip_obj(folder), folder / "depth_16bit.png", folder / "depth.npy"]
+    status = f"Reconstructed {name} in {time.perf_counter() - started:.2f} s (crop: {crop})."
+    return PageResult(
+        status,
+        pictures,
+        str(folder / "mesh.glb"),
+        str(folder / "turntable.gif"),
+        [str(p) for p in downloads],
+        rec,
+    )
+
+
+def relight_picture(rec: Reconstruction | None, lx: float, ly: float) -> np.ndarray | None:
+    """The kept reconstruction's canonical image under the light ``(lx, ly, 1)``, enlarged; (H, W, 3) uint8."""
+    if rec is None:
+        return None
+    picture = rec.relight(torch.tensor([lx, ly, 1.0]))[0]  # (3, S, S)
+    array = (picture.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return np.asarray(Image.fromarray(array).resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST))
+
+
+def _bounded(image: Image.Image) -> Image.Image:
+    """Downscale photos larger than :data:`MAX_SIDE` on their longest side (antialiased)."""
+    if max(image.size) > MAX_SIDE:
+        image = image.copy()
+        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
+    return image
+
+
+def _enlarged(path: Path) -> str | None:
+    """A copy of a picture enlarged to :data:`DISPLAY_SIZE` with nearest neighbours (crisp pixels)."""
+    if not path.is_file():
+        return None
+    target = path.with_name(f"{path.stem}_page.png")
+    with Image.open(path) as image:
+        image.convert("RGB").resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST).save(target)
+    return str(target)
+
+
+def _zip_obj(folder: Path) -> Path:
+    """``mesh_obj.zip``: the OBJ, its material and its texture, for one download."""
+    target = folder / "mesh_obj.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ("mesh.obj", "mesh.mtl", "albedo.png"):
+            archive.write(folder / name, name)
+    return target
+
+
+def write_examples(folder: Path) -> list[Path]:
+    """The bundled examples as files: scikit-image's astronaut (a face) and chelsea (a cat), and two built-in
+    synthetic faces (the shipped model's own kind of data)."""
+    from unsup3d.data.synthetic import render_batch, sample_generator
+
+    skimage_data = require("skimage.data", "The web page's examples")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / "astronaut.png", folder / "cat.png"]
+    Image.fromarray(skimage_data.astronaut()).save(paths[0])
+    Image.fromarray(skimage_data.chelsea()).save(paths[1])
+    faces = render_batch([sample_generator(11, 1, k) for k in range(2)], 128, depth=False, canonical=False).image
+    for k, face in enumerate(faces):
+        paths.append(folder / f"synthetic_face_{k}.png")
+        array = (face.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        Image.fromarray(array).save(paths[-1])
+    return paths
+
+
+def build_app(reconstructor: Reconstructor, workspace: Workspace):
+    """The Gradio page (a ``gr.Blocks``) over ``reconstructor``, writing into ``workspace``."""
+    gr = require("gradio", "The web page (unsup3d serve)")
+    examples = write_examples(workspace.root / "examples")
+    with gr.Blocks(title="unsup3d: one photo to 3D", delete_cache=(600, KEEP_SECONDS), analytics_enabled=False) as page:
+        gr.Markdown(
+            "# unsup3d: one photo to 3D\nUpload a photo of a face (or pick an example). The shipped model was "
+            "trained on synthetic faces only: expect the viewpoint and a rough face shape, not a portrait."
+        )
+        with gr.Row():
+            upload = gr.File(label="Photo", type="filepath", elem_id="upload")
+            crop = gr.Radio(list(CROP_KINDS), value="face", label="Crop", elem_id="crop")
+        gr.Examples([[str(p), "face" if "cat" not in p.name else "none"] for p in examples], [upload, crop])
+        status = gr.Markdown("Upload a photo or pick an example.", elem_id="status")
+        with gr.Row():
+            pictures = {key: gr.Image(label=key, type="filepath", elem_id=key, height=DISPLAY_SIZE) for key in PICTURES}
+        with gr.Row():
+            model = gr.Model3D(label="3D (drag to turn)", elem_id="model3d", height=360)
+            turntable = gr.Image(label="turntable", type="filepath", elem_id="turntable", height=DISPLAY_SIZE)
+        with gr.Row():
+            lx = gr.Slider(-1.5, 1.5, value=0.0, step=0.1, label="light x", elem_id="light_x")
+            ly = gr.Slider(-1.5, 1.5, value=-0.5, step=0.1, label="light y", elem_id="light_y")
+            relit = gr.Image(label="relit", type="numpy", elem_id="relit", height=DISPLAY_SIZE)
+        downloads = gr.File(label="downloads", file_count="multiple", elem_id="downloads")
+        state = gr.State(None)
+
+        def run(path, kind, x, y):
+            result = reconstruct_upload(reconstructor, workspace, path, kind)
+            picture_values = [result.pictures[key] for key in PICTURES]
+            relit_value = relight_picture(result.reconstruction, x, y)
+            return [
+                result.status,
+                *picture_values,
+                result.model,
+                result.turntable,
+                relit_value,
+                result.downloads,
+                result.reconstruction,
+            ]
+
+        outputs = [status, *pictures.values(), model, turntable, relit, downloads, state]
+        upload.change(run, [upload, crop, lx, ly], outputs)
+        crop.change(run, [upload, crop, lx, ly], outputs)
+        for slider in (lx, ly):
+            slider.change(relight_picture, [state, lx, ly], relit, show_progress="hidden")
+    return page
+
+
+def serve(checkpoint: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860, device=None) -> None:
+    """Start the page on ``host:port`` (loopback unless told otherwise) until interrupted."""
+    require("gradio", "The web page (unsup3d serve)")
+    reconstructor = (
+        Reconstructor.pretrained(device) if checkpoint is None else Reconstructor.from_checkpoint(checkpoint, device)
+    )
+    workspace = Workspace()
+    log.info("temporary files in %s", workspace.root)
+    os.environ["GRADIO_TEMP_DIR"] = str(workspace.root / "gradio")  # Gradio's copies of uploads and outputs too
+    try:
+        page = build_app(reconstructor, workspace)
+        page.queue(default_concurrency_limit=2, max_size=32)
+        page.launch(
+            server_name=host,
+            server_port=port,
+            max_file_size=MAX_UPLOAD,
+            allowed_paths=[str(workspace.root)],
+            show_error=False,
+            quiet=True,
+            css=PAGE_CSS,
+        )
+    finally:
+        workspace.close()
