@@ -53,3 +53,9 @@ def test_config_accepts_exactly_the_image_sizes_the_networks_support():
         assert build_config({"model": {"image_size": size}}).model.image_size == size
     with pytest.raises(ConfigError, match="model.image_size"):
         build_config({"model": {"image_size": 96}})
+
+
+@pytest.mark.parametrize("key", ["checkpoint_every", "log_every", "image_log_every", "validate_every"])
+def test_every_interval_must_be_positive(key):
+    with pytest.raises(ConfigError, match=f"train.{key}"):
+        build_config({"train": {key: 0}})

@@ -30,3 +30,18 @@ def test_baselines_on_analytic_depths():
     assert abs(float(scores["constant"]["side"][0]) - float(expected)) < 1e-12
     table = summary_table(scores)
     assert "constant" in table and "average" in table
+
+
+def test_predicting_depth_leaves_the_model_in_its_own_mode():
+    from unsup3d.config import ModelConfig
+    from unsup3d.evaluation import predict_view_depth
+    from unsup3d.model import PhotoGeometricAutoencoder
+
+    small = {"depth_nf": 4, "albedo_nf": 4, "encoder_nf": 4, "conf_nf": 4, "autoencoder_zdim": 8, "conf_zdim": 8}
+    model = PhotoGeometricAutoencoder(ModelConfig(**small))
+    images = torch.rand(2, 3, 64, 64)
+    for training in (True, False):
+        model.train(training)
+        depth, valid, view = predict_view_depth(model, images)
+        assert model.training is training
+        assert depth.shape == valid.shape == (2, 64, 64) and view.shape == (2, 6)

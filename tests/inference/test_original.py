@@ -120,3 +120,13 @@ def test_cli_converts(tmp_path, original_module, capsys):
     assert main(["convert-original", str(source), "--out", str(tmp_path / "c.pt"), "--set", *overrides]) == 0
     assert "converted" in capsys.readouterr().out
     assert Reconstructor.from_checkpoint(tmp_path / "c.pt").iteration == 0
+
+
+def test_conversion_leaves_the_callers_configuration_alone(tmp_path, original_module):
+    model = PhotoGeometricAutoencoder(build_config({"model": TINY}).model)
+    source = original_checkpoint(tmp_path / "car.pth", model, legacy=True, with_conf=False)
+    given = build_config({"model": TINY}).model
+    assert given.use_conf is True
+    convert_original(source, tmp_path / "car.pt", given)
+    assert given.use_conf is True  # the stored copy says False; the caller's object is unchanged
+    assert load_checkpoint(tmp_path / "car.pt")["model_config"]["use_conf"] is False

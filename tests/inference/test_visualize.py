@@ -6,6 +6,13 @@ import torch
 from unsup3d.config import ModelConfig
 from unsup3d.geometry import depth_to_points, euler_to_matrix, project, transform_points
 from unsup3d.inference import Reconstructor
+from unsup3d.inference.overlays import (
+    SYMMETRY_COLOUR,
+    asymmetry_map,
+    asymmetry_overlay,
+    symmetry_line,
+    symmetry_plane_overlay,
+)
 from unsup3d.inference.turntable import (
     compose_yaw,
     matrix_to_euler,
@@ -14,18 +21,7 @@ from unsup3d.inference.turntable import (
     turntable_views,
     write_animation,
 )
-from unsup3d.inference.visualize import (
-    SYMMETRY_COLOUR,
-    asymmetry_map,
-    asymmetry_overlay,
-    light_grid,
-    relight,
-    relight_grid,
-    render_view,
-    shape_colour,
-    symmetry_line,
-    symmetry_plane_overlay,
-)
+from unsup3d.inference.visualize import light_grid, relight, relight_grid, render_view, shape_colour
 from unsup3d.model import PhotoGeometricAutoencoder
 from unsup3d.render import BACKGROUND_DEPTH, render_depth
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from unsup3d.inference import turntable, visualize
+from unsup3d.inference import overlays, turntable, visualize
 from unsup3d.inference.mesh import TexturedMesh, canonical_mesh, sample_texture, write_obj
 from unsup3d.inference.reconstructor import Reconstruction
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image
@@ -187,10 +187,10 @@ def _write_ply(one: Reconstruction, out: Path, options: OutputOptions) -> list[P
 
 
 def _write_overlays(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
-    plane = visualize.symmetry_plane_overlay(one.image, one.canonical_depth, one.view, one.fov)
+    plane = overlays.symmetry_plane_overlay(one.image, one.canonical_depth, one.view, one.fov)
     written = [save_png(out / "symmetry.png", plane[0])]
     if one.confidence is not None:
-        written.append(save_png(out / "asymmetry.png", visualize.asymmetry_overlay(one.image, one.confidence)[0]))
+        written.append(save_png(out / "asymmetry.png", overlays.asymmetry_overlay(one.image, one.confidence)[0]))
     return written
 
 
