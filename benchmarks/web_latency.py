@@ -35,7 +35,7 @@ def main() -> None:
         photos = [folder / f"astronaut_{k}.png" for k in range(args.uploads)]  # new names: nothing cached
         for path in photos:
             Image.fromarray(data.astronaut()).save(path)
-        with running_server(folder) as (url, _), browser_page(url) as page:
+        with running_server(folder) as (url, _, _), browser_page(url) as page:
             total, server = [], []
             for path in photos:
                 total.append(upload(page, path))

@@ -58,7 +58,7 @@ def test_checkpoint_without_checksum_still_loads_and_truncation_is_still_caught(
     checksum_path(path).unlink()
     assert load_checkpoint(path)["iteration"] == 5
     path.write_bytes(path.read_bytes()[:-200])
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="not an unsup3d checkpoint: a damaged or truncated zip archive"):
         load_checkpoint(path)
 
 
@@ -111,8 +111,9 @@ def test_malicious_pickle_is_refused_and_does_not_run(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "step_00000001.pt"
     torch.save({"format_version": 1, "config": {}, "model": {}, "payload": RunsACommand(marker)}, path)
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="refused to unpickle '(posix|os).system'") as info:
         load_checkpoint(path)
+    assert "weights_only" not in str(info.value)
     assert not marker.exists()
     raw = tmp_path / "raw.pt"
     raw.write_bytes(pickle.dumps(RunsACommand(marker)))  # a bare pickle, not even a torch file

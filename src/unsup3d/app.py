@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD = "20mb"  # Gradio refuses larger uploads before any of our code runs
 MAX_SIDE = 2048  # photos are downscaled to at most this many pixels on their longest side
 KEEP_SECONDS = 3600  # request folders older than this are deleted
+MAX_FOLDERS = 64  # and only the newest this many are kept (a busy server's disk stays bounded)
+CONCURRENCY = 2  # requests reconstructed at once (the model and the CPU cores are shared)
+MAX_QUEUE = 32  # requests waiting beyond this are told the server is busy
 DISPLAY_SIZE = 256  # pictures are enlarged to this many pixels for the page
 # Small pictures fill their boxes with crisp pixels.
 PAGE_CSS = "#turntable img, #relit img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}"
@@ -60,7 +63,8 @@ class PageResult:
 
 
 class Workspace:
-    """The server's temporary folder: one sub-folder per request, old ones deleted."""
+    """The server's temporary folder: one sub-folder per request; those older than :data:`KEEP_SECONDS`, and all
+    but the newest :data:`MAX_FOLDERS`, are deleted as new ones come."""
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="unsup3d-serve-", dir=root))
@@ -68,8 +72,9 @@ class Workspace:
     def new_folder(self) -> Path:
         """A fresh folder for one request (after deleting those older than :data:`KEEP_SECONDS`)."""
         cutoff = time.time() - KEEP_SECONDS
-        for old in self.root.glob("request-*"):
-            if old.stat().st_mtime < cutoff:
+        folders = sorted(self.root.glob("request-*"), key=lambda p: p.stat().st_mtime)
+        for index, old in enumerate(folders):
+            if old.stat().st_mtime < cutoff or index < len(folders) - (MAX_FOLDERS - 1):
                 shutil.rmtree(old, ignore_errors=True)
         return Path(tempfile.mkdtemp(prefix="request-", dir=self.root))
 
@@ -168,7 +173,7 @@ def build_app(reconstructor: Reconstructor, workspace: Workspace):
     """The Gradio page (a ``gr.Blocks``) over ``reconstructor``, writing into ``workspace``."""
     gr = require("gradio", "The web page (unsup3d serve)")
     examples = write_examples(workspace.root / "examples")
-    with gr.Blocks(title="unsup3d: one photo to 3D", delete_cache=(600, KEEP_SECONDS), analytics_enabled=False) as page:
+    with gr.Blocks(title="unsup3d: one photo to 3D", delete_cache=(300, KEEP_SECONDS), analytics_enabled=False) as page:
         gr.Markdown(
             "# unsup3d: one photo to 3D\nUpload a photo of a face (or pick an example). The shipped model was "
             "trained on synthetic faces only: expect the viewpoint and a rough face shape, not a portrait."
@@ -205,15 +210,23 @@ def build_app(reconstructor: Reconstructor, workspace: Workspace):
             ]
 
         outputs = [status, *pictures.values(), model, turntable, relit, downloads, state]
-        upload.change(run, [upload, crop, lx, ly], outputs)
-        crop.change(run, [upload, crop, lx, ly], outputs)
-        for slider in (lx, ly):
-            slider.change(relight_picture, [state, lx, ly], relit, show_progress="hidden")
+        upload.change(run, [upload, crop, lx, ly], outputs, api_name="reconstruct")
+        crop.change(run, [upload, crop, lx, ly], outputs, api_name=False)
+        for slider, name in ((lx, "relight"), (ly, False)):
+            slider.change(relight_picture, [state, lx, ly], relit, show_progress="hidden", api_name=name)
     return page
 
 
-def serve(checkpoint: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860, device=None) -> None:
-    """Start the page on ``host:port`` (loopback unless told otherwise) until interrupted."""
+def serve(
+    checkpoint: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    device=None,
+    concurrency: int = CONCURRENCY,
+    max_queue: int = MAX_QUEUE,
+) -> None:
+    """Start the page on ``host:port`` (loopback unless told otherwise) until interrupted; ``concurrency``
+    requests run at once and up to ``max_queue`` wait, beyond which Gradio answers that the server is busy."""
     require("gradio", "The web page (unsup3d serve)")
     reconstructor = (
         Reconstructor.pretrained(device) if checkpoint is None else Reconstructor.from_checkpoint(checkpoint, device)
@@ -223,7 +236,7 @@ def serve(checkpoint: str | Path | None = None, host: str = "127.0.0.1", port: i
     os.environ["GRADIO_TEMP_DIR"] = str(workspace.root / "gradio")  # Gradio's copies of uploads and outputs too
     try:
         page = build_app(reconstructor, workspace)
-        page.queue(default_concurrency_limit=2, max_size=32)
+        page.queue(default_concurrency_limit=concurrency, max_size=max_queue)
         page.launch(
             server_name=host,
             server_port=port,

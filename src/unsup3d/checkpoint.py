@@ -10,6 +10,10 @@ disk and renamed into place (the checksum first), so a killed process never leav
 ``step_*.pt``; a file whose bytes do not match its checksum, or that fails to load, is reported and skipped when
 resuming. A checkpoint without a checksum file (copied alone) still loads if ``torch.load`` accepts it.
 
+A file that does not load is reported by what it looks like (empty, a zip or pickle that is not a PyTorch file,
+JSON, text, a refused pickled object) and what was expected, never with the loader's own advice: PyTorch's
+suggests ``weights_only=False``, which would run code from the file.
+
 Shared by the engine (writes, resumes) and inference (reads); neither imports the other.
 """
 
@@ -17,10 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
+import pickle
 import re
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +38,17 @@ from unsup3d.files import OutputError
 
 FORMAT_VERSION = 1
 PATTERN = re.compile(r"^step_(\d{8})\.pt$")
+EXPECTED = (
+    "expected one of our checkpoints (step_*.pt), weights (.safetensors with its .json) "
+    "or a converted original checkpoint (unsup3d convert-original)"
+)
 log = logging.getLogger(__name__)
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)  # how torch.save's pre-1.6 format begins
+_TORCH_REFUSAL = re.compile(r"GLOBAL ([\w.]+)")  # the global named in torch.load(weights_only=True)'s refusal
+_ORIGINAL_TRACE = "unsup3d.meters.MetricsTrace"  # pickled in every checkpoint of the original code
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # characters no text file holds
 
 
 class CheckpointError(RuntimeError):
@@ -39,6 +57,84 @@ class CheckpointError(RuntimeError):
 
 class CheckpointWriteError(OutputError):
     """A checkpoint could not be written (disk full, folder not writable); older checkpoints are intact."""
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """A restricted unpickler met a global it does not allow (``name``: ``module.qualname``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"refused to unpickle '{name}'")
+        self.name = name
+
+
+def not_a_checkpoint(path: str | Path, reason: str) -> CheckpointError:
+    """The error for a file that is not an unsup3d checkpoint: the file, why, and what is expected."""
+    return CheckpointError(f"{path} is not an unsup3d checkpoint: {reason}; {EXPECTED}")
+
+
+def unreadable_reason(data: bytes, error: BaseException | None = None) -> str:
+    """Why ``data``, the bytes of a file, did not load, in a few words that are safe to show.
+
+    A global refused by the unpickler (in ``error``) is named; otherwise the file is described by its content
+    (as damaged if ``error`` is given and it looks like a PyTorch file).
+    The loader's message is never repeated: PyTorch's advises ``weights_only=False``, which would run code from
+    the file.
+    """
+    refused = _refused_global(error)
+    if refused == _ORIGINAL_TRACE:
+        return (
+            f"it is a checkpoint of the original code (it pickles {refused}): convert it with unsup3d convert-original"
+        )
+    if refused is not None:
+        return f"refused to unpickle '{refused}': it holds pickled objects other than tensors and plain values"
+    if not data:
+        return "the file is empty (0 bytes)"
+    damaged = " that is damaged or truncated" if error is not None else ""
+    if data.startswith(_ZIP_MAGIC):
+        return _zip_kind(data, damaged)
+    if data.startswith(_LEGACY_MAGIC):
+        return f"a PyTorch file (pre-1.6 format){damaged}"
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a plain pickle, not a PyTorch file"
+    text = _as_text(data)
+    if text is None:
+        return "not a zip or pickle archive (unrecognised bytes)"
+    try:
+        json.loads(text)
+    except ValueError:
+        return "a text file, not a zip or pickle archive"
+    return "a JSON file, not a zip or pickle archive"
+
+
+def _refused_global(error: BaseException | None) -> str | None:
+    """The global a restricted unpickler refused, if that is what ``error`` reports."""
+    if isinstance(error, RefusedGlobal):
+        return error.name
+    if isinstance(error, pickle.UnpicklingError):
+        found = _TORCH_REFUSAL.search(str(error))
+        return found.group(1) if found else None
+    return None
+
+
+def _zip_kind(data: bytes, damaged: str) -> str:
+    """What a file beginning like a zip archive is (``damaged``: appended to a PyTorch archive that failed)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        return "a damaged or truncated zip archive"
+    if not any(name.endswith("/data.pkl") for name in names):
+        return "a zip archive that is not a PyTorch file"
+    return f"a PyTorch archive{damaged}"
+
+
+def _as_text(data: bytes) -> str | None:
+    """``data`` as UTF-8 text, or None if it holds bytes text does not (control characters, invalid UTF-8)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if _CONTROL.search(text) else text
 
 
 def checkpoint_path(folder: Path, iteration: int) -> Path:
@@ -145,20 +241,30 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint safely (``weights_only=True``: no code from the file runs) and check it is one of ours.
 
     Raises:
-        CheckpointError: missing file, checksum mismatch, a file ``torch.load`` refuses (truncated, not a
-            checkpoint, or pickled objects other than tensors and plain values), or not an unsup3d checkpoint.
+        CheckpointError: missing or unreadable file, checksum mismatch, a file ``torch.load`` refuses (truncated,
+            not a checkpoint, or pickled objects other than tensors and plain values; the message says what the
+            file looks like, see :func:`unreadable_reason`), or not an unsup3d checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    data = path.read_bytes()  # read once: checksummed, then unpickled from memory
-    verify_checksum(path, data)
     try:
-        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        data = path.read_bytes()  # read once: checksummed, then unpickled from memory
+        verify_checksum(path, data)
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from error
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the file is refused anyway
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+        raise not_a_checkpoint(path, unreadable_reason(data, error)) from error
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} is not an unsup3d checkpoint (format version {FORMAT_VERSION})")
+        if isinstance(state, dict) and "netD" in state:
+            raise not_a_checkpoint(
+                path, "it is a checkpoint of the original code: convert it with unsup3d convert-original"
+            )
+        raise not_a_checkpoint(path, f"a PyTorch file, but not one unsup3d wrote (no format_version {FORMAT_VERSION})")
     if "model" not in state or ("model_config" not in state and "config" not in state):
         raise CheckpointError(f"checkpoint {path} lacks its weights ('model') or its 'model_config'")
     return state

@@ -4,6 +4,10 @@ Exit codes: 0 success, 1 unexpected error, 2 bad arguments or configuration (inc
 extra is not installed, see :mod:`unsup3d.extras`), 3 bad data, 4 bad checkpoint, 5 cannot write the output
 (folder not writable, disk full), 6 training stopped on non-finite numbers (state saved), 130 interrupted.
 ``--debug`` shows tracebacks.
+
+Every numeric flag is read by one of the ``type=`` functions below (:func:`integer`, :func:`positive_float`),
+which check its range; any argument error (a bad number, an unknown flag, a missing one) is one line naming the
+flag, exit code 2, like a bad configuration key.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from unsup3d.config import ConfigError
@@ -19,12 +25,66 @@ from unsup3d.extras import MissingExtraError, require
 from unsup3d.files import OutputError
 
 log = logging.getLogger("unsup3d")
+LOG_FORMAT = "%(levelname)s %(message)s"
+
+
+class UsageError(ConfigError):
+    """A command-line argument is missing, unknown or out of range; the message names the flag (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that raises :class:`UsageError` instead of printing the usage and exiting, so
+    argument errors are reported like every other error. Sub-command parsers are of the same class."""
+
+    def error(self, message: str):
+        message = " ".join(message.splitlines())  # one line, whatever the arguments held
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in [low, high] (no upper bound if ``high`` is None)."""
+    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {_shown(text)}")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number > 0 (NaN and infinities are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {_shown(text)}")
+    return value
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted on one line and cut to a readable length, for an error message."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+
+
+positive_int = integer(1)
+non_negative_int = integer(0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as error:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        log.error("%s", error)
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=LOG_FORMAT)
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
@@ -57,7 +117,7 @@ def _exit_code(error: Exception) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unsup3d", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="unsup3d", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_synth(sub)
@@ -74,10 +134,15 @@ def _parser() -> argparse.ArgumentParser:
 def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="write the built-in synthetic face dataset with exact ground-truth depth")
     p.add_argument("--out", required=True, type=Path, help="output folder (train/ and test/ are created)")
-    p.add_argument("--n-train", type=int, default=6000)
-    p.add_argument("--n-test", type=int, default=300)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=non_negative_int, default=6000, help="training images (default: 6000)")
+    p.add_argument("--n-test", type=non_negative_int, default=300, help="test images with depth (default: 300)")
+    p.add_argument(
+        "--size",
+        type=integer(2, 1024),
+        default=64,
+        help="image size in pixels (default 64; the networks take 64, 128, 256)",
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.set_defaults(func=_synth)
 
 
@@ -97,8 +162,8 @@ def _add_train(sub) -> None:
     p.add_argument("--preset", default="cpu", help="shipped preset: cpu (default) or paper")
     p.add_argument("--config", type=Path, help="YAML file of overrides, applied after the preset")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE", help="e.g. train.lr=2e-4")
-    p.add_argument("--iterations", type=int, help="total iterations (train.iterations)")
-    p.add_argument("--max-minutes", type=float, help="stop after this many minutes (train.max_minutes)")
+    p.add_argument("--iterations", type=positive_int, help="total iterations (train.iterations)")
+    p.add_argument("--max-minutes", type=positive_float, help="stop after this many minutes (train.max_minutes)")
     p.add_argument("--eval-data", type=Path, help="paired image/depth folder: validation reports SIDE and MAD")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="train.device")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's newest checkpoint")
@@ -146,7 +211,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file or run directory")
     p.add_argument("--data", required=True, type=Path, help="paired folder: image/ and depth/ (.npy or .png)")
     p.add_argument("--output", type=Path, help="write scores here (JSON); default: next to the checkpoint")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default=None, choices=["cpu", "cuda"])
     p.set_defaults(func=_evaluate)
 
@@ -174,6 +239,7 @@ def _evaluate(args) -> None:
 
 # ---------------------------------------------------------------------- reconstruct
 def _add_reconstruct(sub) -> None:
+    from unsup3d.data.images import ANIMATED_FRAMES
     from unsup3d.inference.crop import CROP_FALLBACKS, CROP_KINDS
     from unsup3d.inference.export import GROUP_FILES
 
@@ -195,11 +261,21 @@ def _add_reconstruct(sub) -> None:
         help="when --crop finds nothing: skip the file (default) or use the whole photo",
     )
     p.add_argument("--only", nargs="+", choices=sorted(GROUP_FILES), help="write only these groups of outputs")
-    p.add_argument("--mesh-size", type=int, help="upsample the depth grid to N x N for meshes and turntables")
+    p.add_argument(
+        "--mesh-size",
+        type=integer(2, 1024),
+        help="upsample the depth grid to N x N (2 to 1024) for meshes and turntables",
+    )
     p.add_argument("--report", action="store_true", help="write index.html over the outputs (offline)")
     p.add_argument("--video-frames", action="store_true", help="videos: also write every frame's outputs")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2, help="threads writing files")
+    p.add_argument(
+        "--animated",
+        choices=ANIMATED_FRAMES,
+        default=ANIMATED_FRAMES[0],
+        help="animated GIF/WebP/PNG: the first frame, or every frame as its own output",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--workers", type=positive_int, default=2, help="threads writing files")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"])
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_reconstruct)
@@ -209,10 +285,6 @@ def _reconstruct(args) -> int:
     from unsup3d.inference import Reconstructor, reconstruct_to_folder, write_report
     from unsup3d.inference.export import OutputOptions, available_groups
 
-    for name in ("batch_size", "workers", "mesh_size"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
     try:
         options = OutputOptions(tuple(args.only or available_groups()), args.mesh_size)
     except ValueError as error:
@@ -232,6 +304,7 @@ def _reconstruct(args) -> int:
         workers=args.workers,
         progress=not args.no_progress,
         video_frames=args.video_frames,
+        animated=args.animated,
     )
     print(f"{result.written} reconstruction(s) written to {args.output}")
     if args.report:
@@ -248,17 +321,19 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="a web page for one photo to 3D (Gradio, the web extra)")
     p.add_argument("--checkpoint", type=Path, help="weights, checkpoint or run directory; default: the shipped model")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=integer(1, 65535), default=7860)
     p.add_argument("--device", default=None, choices=["cpu", "cuda"])
+    p.add_argument("--concurrency", type=positive_int, default=2, help="requests reconstructed at once")
+    p.add_argument(
+        "--max-queue", type=positive_int, default=32, help="requests that may wait; more are told the server is busy"
+    )
     p.set_defaults(func=_serve)
 
 
 def _serve(args) -> None:
     from unsup3d.app import serve
 
-    if not 0 < args.port < 65536:
-        raise ConfigError(f"--port must be in [1, 65535], got {args.port}")
-    serve(args.checkpoint, args.host, args.port, args.device)
+    serve(args.checkpoint, args.host, args.port, args.device, args.concurrency, args.max_queue)
 
 
 # ---------------------------------------------------------------------- export-weights

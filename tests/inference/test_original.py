@@ -94,7 +94,7 @@ def test_malicious_original_checkpoint_is_refused_and_nothing_runs(tmp_path, ori
     marker = tmp_path / "pwned"
     model = PhotoGeometricAutoencoder(build_config({"model": TINY}).model)
     source = original_checkpoint(tmp_path / "evil.pth", model, legacy, extra={"epoch": RunsACommand(marker)})
-    with pytest.raises(CheckpointError, match="refusing to load '(posix|os).system'"):
+    with pytest.raises(CheckpointError, match="refused to unpickle '(posix|os).system'"):
         convert_original(source, tmp_path / "out.pt", build_config({"model": TINY}).model)
     assert not marker.exists() and not (tmp_path / "out.pt").exists()
     assert main(["convert-original", str(source), "--out", str(tmp_path / "out.pt"), "--set", "model.depth_nf=4"]) == 4
@@ -109,7 +109,7 @@ def test_wrong_model_constants_are_a_clear_error(tmp_path, original_module):
     with pytest.raises(CheckpointError, match="do not fit the configured networks"):
         convert_original(source, tmp_path / "out.pt", build_config({"model": {**TINY, "depth_nf": 8}}).model)
     (tmp_path / "notes.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read original checkpoint"):
+    with pytest.raises(CheckpointError, match="notes.pth is not a checkpoint of the original code: a text file"):
         load_original(tmp_path / "notes.pth")
 
 
@@ -130,3 +130,15 @@ def test_conversion_leaves_the_callers_configuration_alone(tmp_path, original_mo
     convert_original(source, tmp_path / "car.pt", given)
     assert given.use_conf is True  # the stored copy says False; the caller's object is unchanged
     assert load_checkpoint(tmp_path / "car.pt")["model_config"]["use_conf"] is False
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["pytorch-1.2-format", "zip-format"])
+def test_an_unconverted_original_checkpoint_says_to_convert_it(tmp_path, original_module, legacy, caplog):
+    model = PhotoGeometricAutoencoder(build_config({"model": TINY}).model)
+    source = original_checkpoint(tmp_path / "checkpoint030.pth", model, legacy)
+    assert main(["reconstruct", str(tmp_path), "--checkpoint", str(source), "--output", str(tmp_path / "out")]) == 4
+    assert "checkpoint030.pth is not an unsup3d checkpoint: it is a checkpoint of the original code" in caplog.text
+    assert "convert it with unsup3d convert-original" in caplog.text and "weights_only" not in caplog.text
+    converted = convert_original(source, tmp_path / "c.pt", build_config({"model": TINY}).model)
+    with pytest.raises(CheckpointError, match="c.pt is not a checkpoint of the original code: it is already"):
+        load_original(converted)

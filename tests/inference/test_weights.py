@@ -46,7 +46,7 @@ def test_broken_weights_raise_checkpoint_errors(tmp_path, run_checkpoint):
         load_weights(path)
     path = export_weights(run_checkpoint, tmp_path, "tiny", "float32")
     path.write_bytes(b"not safetensors at all")
-    with pytest.raises(CheckpointError, match="cannot read weights"):
+    with pytest.raises(CheckpointError, match="tiny.safetensors is not an unsup3d checkpoint: not a safetensors file"):
         load_weights(path)
     path = export_weights(run_checkpoint, tmp_path, "tiny", "float32")
     description = json.loads(path.with_suffix(".json").read_text())

@@ -42,9 +42,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(folder: Path, *options: str) -> Iterator[tuple[str, Path]]:
-    """``unsup3d serve`` on a free loopback port with ``TMPDIR=folder``: yields (url, log file); stops it with
-    SIGINT (as Ctrl-C would) and checks that its temporary folder is gone."""
+def running_server(folder: Path, *options: str) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    """``unsup3d serve`` on a free loopback port with ``TMPDIR=folder``: yields (url, log file, process); stops it
+    with SIGINT (as Ctrl-C would) and checks that its temporary folder is gone."""
     port = free_port()
     log = folder / "serve.log"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(folder)}
@@ -54,7 +54,7 @@ def running_server(folder: Path, *options: str) -> Iterator[tuple[str, Path]]:
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(url, process, log)
-        yield url, log
+        yield url, log, process
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)

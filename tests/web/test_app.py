@@ -110,3 +110,12 @@ def test_old_request_folders_are_deleted_and_close_removes_everything(workspace)
     assert not old.exists() and fresh.exists()
     workspace.close()
     assert not workspace.root.exists()
+
+
+def test_only_the_newest_request_folders_are_kept(workspace, monkeypatch):
+    monkeypatch.setattr(app, "MAX_FOLDERS", 3)
+    folders = []
+    for k in range(5):
+        folders.append(workspace.new_folder())
+        os.utime(folders[-1], (time.time() - 100 + k, time.time() - 100 + k))  # a strict age order
+    assert [f.exists() for f in folders] == [False, False, True, True, True]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _harness import CHROMIUM, browser_page, image_of, running_server, set_light_x, upload, workspace_of
+from _harness import CHROMIUM, browser_page, image_of, set_light_x, upload, workspace_of
 from PIL import Image
 
 
@@ -24,13 +24,6 @@ def _browser_or_skip() -> str:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but {CHROMIUM} is missing: scripts/test.sh installs Debian's chromium")
     pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); CI runs this test")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    pytest.importorskip("gradio")
-    with running_server(tmp_path_factory.mktemp("server")) as found:
-        yield found  # leaving checks that the server's temporary folder is gone
 
 
 @pytest.fixture
@@ -80,7 +73,7 @@ def test_photo_to_3d_relight_and_bad_upload(page, tmp_path):
 
 
 def test_server_keeps_its_files_in_its_own_temporary_folder(server):
-    url, log = server
+    _, log, _ = server
     root = workspace_of(log)
     assert root is not None and root.is_dir(), log.read_text()
     assert root.parent == log.parent  # under the TMPDIR the server was given; deleted when it stops

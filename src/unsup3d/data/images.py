@@ -7,9 +7,10 @@ shrinks, so the resize is antialiased), then a ``(3, H, W)`` float tensor in [0,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,16 @@ import torch
 from PIL import Image, ImageOps
 
 __all__ = [
+    "ANIMATED_FRAMES",
     "IMAGE_EXTENSIONS",
+    "MIN_PHOTO_SIDE",
     "DataError",
     "ImageLoadError",
+    "check_photo_size",
     "crop_image",
     "find_images",
+    "frame_count",
+    "iter_frames",
     "load_image",
     "open_image",
     "resize_square",
@@ -35,6 +41,16 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MAX_PIXELS = 64_000_000
 """Images with more pixels than this are refused before decoding (a decompression bomb, or simply too big to be
 a training photo: 8000 × 8000)."""
+
+MIN_PHOTO_SIDE = 16
+"""Photos to reconstruct need at least this many pixels on each side (:func:`check_photo_size`). The smallest
+model input is 64 × 64: a 16-pixel photo is already blown up 4 ×, and below that the input is a blur of a few
+coloured squares with nothing to recover a shape from (the face detector's smallest window is 24 pixels, too).
+Training folders keep the original loader's rule: any size is resized."""
+
+ANIMATED_FRAMES = ("first", "all")
+"""What to take from an animated image (GIF, WebP, APNG): the first frame only, or every frame as its own photo
+(:func:`iter_frames`)."""
 
 BACKGROUND = (255, 255, 255)
 """Colour that transparent pixels are composited onto (white, like a page or a product shot)."""
@@ -67,12 +83,24 @@ class ImageLoadError(OSError):
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image file and decode all of it, in the file's own mode (no EXIF rotation, no conversion).
+    """Open an image file and decode all of it, in the file's own mode (no EXIF rotation, no conversion). For an
+    animated file this is the first frame.
 
     Raises:
         ImageLoadError: missing, empty, unreadable, not a file, corrupt or truncated, or more than
             :data:`MAX_PIXELS` pixels (checked from the header, before decoding).
     """
+    with _opened(path) as image:
+        try:
+            image.load()  # decode now: corrupt and truncated data fail here, not later
+            return image.copy()
+        except Exception as error:  # noqa: BLE001 - decoders fail in many ways (struct.error, IndexError...)
+            raise ImageLoadError(path, f"{type(error).__name__}: {error}") from error
+
+
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """The file opened by PIL (header read, pixels not decoded), after the checks of :func:`open_image`."""
     path = Path(path)
     try:
         if not path.is_file():
@@ -83,36 +111,89 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         with warnings.catch_warnings():  # PIL warns about large images; the size check below refuses them
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             opened = Image.open(path)
-        with opened as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                too_large = f"image too large: {width}x{height} pixels, more than {MAX_PIXELS}"
-                raise ImageLoadError(path, f"{too_large} (possible decompression bomb)")
-            image.load()  # decode now: corrupt and truncated data fail here, not later
-            return image.copy()
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as error:
         raise ImageLoadError(path, f"image too large: {error}") from error
-    except Exception as error:  # noqa: BLE001 - decoders fail in many ways (struct.error, IndexError...) on bad data
+    except Exception as error:  # noqa: BLE001 - unreadable files and unknown formats fail in many ways
         raise ImageLoadError(path, f"{type(error).__name__}: {error}") from error
+    with opened as image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            too_large = f"image too large: {width}x{height} pixels, more than {MAX_PIXELS}"
+            raise ImageLoadError(path, f"{too_large} (possible decompression bomb)")
+        yield image
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Read an image file as an 8-bit RGB PIL image, upright according to its EXIF orientation.
+    """Read an image file as an 8-bit RGB PIL image, upright according to its EXIF orientation (the first frame
+    of an animated file).
 
-    Any mode is accepted; see :func:`to_rgb` for how each becomes RGB.
+    Any mode is accepted; see :func:`to_rgb` for how each becomes RGB. The pixels stay 8-bit: a 3840 × 2160 photo
+    costs 25 MB (briefly a few copies of that while decoding), and no float copy is made before it is resized.
 
     Raises:
         ImageLoadError: missing, empty, unreadable, corrupt or truncated file, or a mode that cannot become
             RGB.
     """
-    image = open_image(path)
+    return _upright_rgb(open_image(path), path)
+
+
+def _upright_rgb(image: Image.Image, path: str | os.PathLike) -> Image.Image:
     try:
         image = ImageOps.exif_transpose(image)
         return to_rgb(image)
     except Exception as error:  # noqa: BLE001 - bad EXIF or mode data fails in many ways
         raise ImageLoadError(path, f"{type(error).__name__}: {error}") from error
+
+
+def frame_count(path: str | os.PathLike) -> int:
+    """The number of frames of an image file: 1 for a still image, more for an animated GIF, WebP or PNG.
+
+    Raises:
+        ImageLoadError: as :func:`open_image`, or frames that cannot be counted (a damaged animation).
+    """
+    with _opened(path) as image:
+        return _count_frames(image, path)
+
+
+def _count_frames(image: Image.Image, path: str | os.PathLike) -> int:
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except Exception as error:  # noqa: BLE001 - counting seeks through the file, which may be damaged
+        raise ImageLoadError(path, f"{type(error).__name__}: {error}") from error
+
+
+def iter_frames(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """Every frame of an image file, in order, as 8-bit RGB PIL images upright by EXIF (one for a still image,
+    the same as :func:`load_image`). Frames are decoded one at a time, so a long animation never sits in memory.
+
+    Raises:
+        ImageLoadError: the file cannot be opened (before the first frame), or frame ``k`` cannot be decoded: the
+            frames before it have been yielded, and the reason starts with ``"frame k: "``.
+    """
+    with _opened(path) as image:
+        for index in range(_count_frames(image, path)):
+            try:
+                image.seek(index)
+                image.load()
+                frame = image.copy()  # the composited frame, in its own mode
+            except Exception as error:  # noqa: BLE001 - decoders fail in many ways on bad data
+                raise ImageLoadError(path, f"frame {index}: {type(error).__name__}: {error}") from error
+            yield _upright_rgb(frame, path)
+
+
+def check_photo_size(image: Image.Image, name: str | os.PathLike, min_side: int = MIN_PHOTO_SIDE) -> Image.Image:
+    """``image`` itself if both its sides have at least ``min_side`` pixels (:data:`MIN_PHOTO_SIDE`).
+
+    Raises:
+        ImageLoadError: a smaller image; the reason gives its size and the minimum.
+    """
+    width, height = image.size
+    if min(width, height) < min_side:
+        reason = f"image too small ({width}×{height} pixels): at least {min_side} pixels on each side are needed"
+        raise ImageLoadError(name, reason)
+    return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -5,20 +5,21 @@ The original saves ``{'netD', 'netA', 'netL', 'netV'[, 'netC'], 'optimizer*', 'm
 ``torch.load(weights_only=True)`` refuses the file. Instead of unpickling it freely (which would run whatever a
 malicious file asks for), :func:`load_original` uses a restricted unpickler: it builds tensors, storages and
 plain containers, replaces the metrics trace by an inert placeholder whose state is discarded, and refuses every
-other global with :class:`~unsup3d.checkpoint.CheckpointError`. Our networks keep the original's layer indices,
-so the state dicts load unchanged under the new names.
+other global with :class:`~unsup3d.checkpoint.CheckpointError` naming the global. Our networks keep the
+original's layer indices, so the state dicts load unchanged under the new names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from unsup3d.checkpoint import CheckpointError, write_checkpoint
+from unsup3d.checkpoint import FORMAT_VERSION, CheckpointError, RefusedGlobal, unreadable_reason, write_checkpoint
 from unsup3d.config import ModelConfig
 from unsup3d.model import PhotoGeometricAutoencoder
 
@@ -59,9 +60,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _Discarded
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"refusing to load '{module}.{name}': only tensors and plain values are allowed in a checkpoint"
-        )
+        raise RefusedGlobal(f"{module}.{name}")
 
 
 class _RestrictedPickle:
@@ -88,13 +87,26 @@ def load_original(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", pickle_module=_RestrictedPickle, weights_only=False)
+        data = path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"cannot read original checkpoint {path}: {error.strerror or error}") from error
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", pickle_module=_RestrictedPickle, weights_only=False)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means an unusable or unsafe file
-        raise CheckpointError(f"cannot read original checkpoint {path}: {error}") from error
+        raise _not_original(path, unreadable_reason(data, error)) from error
+    if isinstance(state, dict) and state.get("format_version") == FORMAT_VERSION:
+        raise _not_original(path, "it is already an unsup3d checkpoint: use it as it is")
     required = [key for key in ("netD", "netA", "netL", "netV") if key not in state] if isinstance(state, dict) else []
     if not isinstance(state, dict) or required:
-        raise CheckpointError(f"{path} is not an original unsup3d checkpoint (missing {required or 'a dict'})")
+        raise _not_original(path, f"a PyTorch file without the original's networks (missing {required or 'a dict'})")
     return state
+
+
+def _not_original(path: Path, reason: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a checkpoint of the original code: {reason}; expected the original code's checkpoint "
+        "(e.g. checkpoint030.pth)"
+    )
 
 
 def convert_original(source: str | Path, target: str | Path, model_config: ModelConfig) -> Path:

@@ -8,6 +8,7 @@ engine writes them with (inference never imports the engine).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -18,7 +19,15 @@ import torch
 from PIL import Image
 
 from unsup3d.config import ModelConfig
-from unsup3d.data.images import ImageLoadError, load_image, to_tensor
+from unsup3d.data.images import (
+    ANIMATED_FRAMES,
+    ImageLoadError,
+    check_photo_size,
+    frame_count,
+    iter_frames,
+    load_image,
+    to_tensor,
+)
 from unsup3d.geometry import FOV_DEGREES
 from unsup3d.inference.crop import NoDetectionError, crop_photo
 from unsup3d.inference.weights import load_model, shipped_weights
@@ -185,15 +194,18 @@ class Reconstructor:
         see :func:`unsup3d.inference.crop.crop_photo`) or whole, then resized with an antialiased filter.
 
         Raises:
+            ImageLoadError: the photo is smaller than :data:`~unsup3d.data.images.MIN_PHOTO_SIDE` on a side.
             NoDetectionError: ``crop`` found nothing and ``crop_fallback="skip"``.
         """
+        check_photo_size(image, name)
         return to_tensor(crop_photo(image, crop, self.image_size, crop_fallback, name))
 
     def load_images(self, paths: Sequence[str | Path], crop: str = "none", crop_fallback: str = "skip") -> torch.Tensor:
-        """Read image files as a (N, 3, S, S) float32 tensor in [0, 1] (see :meth:`prepare`).
+        """Read image files as a (N, 3, S, S) float32 tensor in [0, 1] (see :meth:`prepare`); the first frame of
+        an animated file.
 
         Raises:
-            ImageLoadError: a file cannot be read.
+            ImageLoadError: a file cannot be read, or is too small.
             NoDetectionError: ``crop`` found nothing in a file and ``crop_fallback="skip"``.
         """
         tensors = [self.prepare(load_image(path), crop, crop_fallback, Path(path).name) for path in paths]
@@ -209,26 +221,71 @@ class Reconstructor:
         ``result`` is a batch-of-one :class:`Reconstruction`, or the error of a file that could not be used
         (:class:`ImageLoadError`, :class:`NoDetectionError`); the other files are processed anyway.
         """
+        for path, _, result in self.reconstruct_frames(paths, batch_size, crop, crop_fallback):
+            yield path, result
+
+    def reconstruct_frames(
+        self,
+        paths: Sequence[str | Path],
+        batch_size: int = 16,
+        crop: str = "none",
+        crop_fallback: str = "skip",
+        animated: str = "first",
+    ) -> Iterator[tuple[Path, int | None, Reconstruction | InputError]]:
+        """Reconstruct image files in batches, yielding ``(path, frame, result)`` in input order.
+
+        ``animated`` (one of :data:`~unsup3d.data.images.ANIMATED_FRAMES`) says what an animated GIF, WebP or PNG
+        gives: ``"first"`` its first frame, like a still photo; ``"all"`` every frame, one result each. ``frame``
+        is None for a still photo or a first frame taken alone, and the frame number for each frame of an
+        animation taken whole. ``result`` is a batch-of-one :class:`Reconstruction` or the error of an input that
+        could not be used. With ``frame=None`` the error is the whole file's; with a frame number it is that
+        frame's: a :class:`NoDetectionError` skips the frame only, an :class:`ImageLoadError` (a frame that
+        cannot be decoded) ends the animation there, after the frames before it.
+        """
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        paths = [Path(p) for p in paths]
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            loaded: list[torch.Tensor | InputError] = []
-            for path in chunk:
-                try:
-                    loaded.append(self.load_images([path], crop, crop_fallback)[0])
-                except (ImageLoadError, NoDetectionError) as error:
-                    loaded.append(error)
-            good = [item for item in loaded if isinstance(item, torch.Tensor)]
+        if animated not in ANIMATED_FRAMES:
+            raise ValueError(f"animated must be one of {ANIMATED_FRAMES}, got {animated!r}")
+        inputs = (
+            item for path in map(Path, paths) for item in self._prepared_frames(path, crop, crop_fallback, animated)
+        )
+        while chunk := list(itertools.islice(inputs, batch_size)):
+            good = [item for _, _, item in chunk if isinstance(item, torch.Tensor)]
             batch = self(torch.stack(good)) if good else None
             index = 0
-            for path, item in zip(chunk, loaded, strict=True):
+            for path, frame, item in chunk:
                 if isinstance(item, torch.Tensor):
-                    yield path, batch.select(index)
+                    yield path, frame, batch.select(index)
                     index += 1
                 else:
-                    yield path, item
+                    yield path, frame, item
+
+    def _prepared_frames(
+        self, path: Path, crop: str, crop_fallback: str, animated: str
+    ) -> Iterator[tuple[Path, int | None, torch.Tensor | InputError]]:
+        """``(path, frame, (3, S, S) input or error)`` for each input of one file (see :meth:`reconstruct_frames`)."""
+        try:
+            count = frame_count(path) if animated == "all" else 1
+            if count == 1:
+                yield path, None, self.load_images([path], crop, crop_fallback)[0]
+                return
+        except (ImageLoadError, NoDetectionError) as error:
+            yield path, None, error
+            return
+        frames = iter_frames(path)
+        for index in range(count):
+            try:
+                frame = next(frames, None)
+            except ImageLoadError as error:  # a frame that cannot be decoded ends the animation
+                yield path, index, error
+                return
+            if frame is None:
+                return
+            name = f"{path.name} (frame {index})"
+            try:
+                yield path, index, self.prepare(frame, crop, crop_fallback, name)
+            except (ImageLoadError, NoDetectionError) as error:
+                yield path, index, error
 
 
 def _to_reconstruction(images: torch.Tensor, pred: Prediction, config: ModelConfig) -> Reconstruction:

@@ -16,7 +16,13 @@ from typing import Any
 
 import torch
 
-from unsup3d.checkpoint import CheckpointError, find_checkpoint, stored_model_config
+from unsup3d.checkpoint import (
+    CheckpointError,
+    find_checkpoint,
+    not_a_checkpoint,
+    stored_model_config,
+    unreadable_reason,
+)
 from unsup3d.config import ConfigError, model_config_from_dict
 from unsup3d.model import PhotoGeometricAutoencoder
 
@@ -69,7 +75,8 @@ def load_weights(path: str | Path) -> tuple[PhotoGeometricAutoencoder, dict[str,
     """The float32 model stored as ``path`` (``.safetensors``) and its ``.json``, and that description.
 
     Raises:
-        CheckpointError: a missing or unreadable file, or weights that do not fit the stored configuration.
+        CheckpointError: a missing or unreadable file (the message says what it looks like), or weights that do
+            not fit the stored configuration.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -79,13 +86,27 @@ def load_weights(path: str | Path) -> tuple[PhotoGeometricAutoencoder, dict[str,
     if not path.is_file() or not description_path.is_file():
         raise CheckpointError(f"weights need both {path.name} and {description_path.name} in {path.parent}")
     try:
-        description = json.loads(description_path.read_text())
+        text = description_path.read_text(encoding="utf-8", errors="replace")
         tensors = load_file(str(path))
-    except (OSError, ValueError, SafetensorError) as error:
-        raise CheckpointError(f"cannot read weights {path}: {error}") from error
+    except SafetensorError as error:
+        raise not_a_checkpoint(path, f"not a safetensors file: {_describe(path)}") from error
+    except OSError as error:
+        raise CheckpointError(f"cannot read weights {path}: {error.strerror or error}") from error
+    try:
+        description = json.loads(text)
+    except ValueError as error:
+        raise not_a_checkpoint(path, f"{description_path.name} is not JSON ({error})") from error
     if not isinstance(description, dict):
-        raise CheckpointError(f"{description_path} must hold a JSON object with 'model_config'")
+        raise not_a_checkpoint(path, f"{description_path.name} must hold a JSON object with 'model_config'")
     return _build(description.get("model_config"), tensors, path), description
+
+
+def _describe(path: Path) -> str:
+    """What a file that is not safetensors looks like."""
+    try:
+        return unreadable_reason(path.read_bytes())
+    except OSError as error:
+        return error.strerror or str(error)
 
 
 def load_model(path: str | Path) -> tuple[PhotoGeometricAutoencoder, Path, int]:
