@@ -15,6 +15,8 @@ whole temporary folder goes when the server stops.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD = "20mb"  # Gradio refuses larger uploads before any of our code runs
 MAX_SIDE = 2048  # photos are downscaled to at most this many pixels on their longest side
 KEEP_SECONDS = 3600  # request folders older than this are deleted
+UPLOAD_SECONDS = 900  # Gradio deletes its copies of uploads after this long (checked every minute)
 MAX_FOLDERS = 64  # and only the newest this many are kept (a busy server's disk stays bounded)
 CONCURRENCY = 2  # requests reconstructed at once (the model and the CPU cores are shared)
 MAX_QUEUE = 32  # requests waiting beyond this are told the server is busy
@@ -105,6 +108,7 @@ def reconstruct_upload(
     pictures = {key: _enlarged(folder / f"{key}.png") for key in PICTURES}
     downloads = [folder / "mesh.glb", _zip_obj(folder), folder / "depth_16bit.png", folder / "depth.npy"]
     status = f"Reconstructed {name} in {time.perf_counter() - started:.2f} s (crop: {crop})."
+    _release_memory()
     return PageResult(
         status,
         pictures,
@@ -122,6 +126,13 @@ def relight_picture(rec: Reconstruction | None, lx: float, ly: float) -> np.ndar
     picture = rec.relight(torch.tensor([lx, ly, 1.0]))[0]  # (3, S, S)
     array = (picture.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return np.asarray(Image.fromarray(array).resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST))
+
+
+def _release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise, and a busy server's resident size
+    would stay at its peak); a no-op where there is no glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _bounded(image: Image.Image) -> Image.Image:
@@ -173,7 +184,9 @@ def build_app(reconstructor: Reconstructor, workspace: Workspace):
     """The Gradio page (a ``gr.Blocks``) over ``reconstructor``, writing into ``workspace``."""
     gr = require("gradio", "The web page (unsup3d serve)")
     examples = write_examples(workspace.root / "examples")
-    with gr.Blocks(title="unsup3d: one photo to 3D", delete_cache=(300, KEEP_SECONDS), analytics_enabled=False) as page:
+    with gr.Blocks(
+        title="unsup3d: one photo to 3D", delete_cache=(60, UPLOAD_SECONDS), analytics_enabled=False
+    ) as page:
         gr.Markdown(
             "# unsup3d: one photo to 3D\nUpload a photo of a face (or pick an example). The shipped model was "
             "trained on synthetic faces only: expect the viewpoint and a rough face shape, not a portrait."
@@ -233,7 +246,8 @@ def serve(
     )
     workspace = Workspace()
     log.info("temporary files in %s", workspace.root)
-    os.environ["GRADIO_TEMP_DIR"] = str(workspace.root / "gradio")  # Gradio's copies of uploads and outputs too
+    # Gradio's uploads live here too, and the request folders' files, already inside it, are served without copies.
+    os.environ["GRADIO_TEMP_DIR"] = str(workspace.root)
     try:
         page = build_app(reconstructor, workspace)
         page.queue(default_concurrency_limit=concurrency, max_size=max_queue)
