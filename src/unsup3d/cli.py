@@ -196,13 +196,16 @@ def _train(args) -> None:
     from unsup3d.engine.trainer import Trainer
 
     config = training_config(args)
+    trainer, finished = None, False
     try:
         trainer = Trainer(config, args.out, resume=args.resume, progress=not args.no_progress)
         trainer.fit()
+        iteration, is_main, finished = trainer.iteration, trainer.job.is_main, True
     finally:
-        teardown()
-    if trainer.job.is_main:
-        print(f"trained to iteration {trainer.iteration}; checkpoints in {args.out / 'checkpoints'}")
+        del trainer  # its DistributedDataParallel wrappers go before the process group they use
+        teardown(wait=finished)  # after an error another rank may never arrive: do not wait for it
+    if is_main:
+        print(f"trained to iteration {iteration}; checkpoints in {args.out / 'checkpoints'}")
 
 
 # ---------------------------------------------------------------------- evaluate

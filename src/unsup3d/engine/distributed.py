@@ -90,7 +90,10 @@ def setup(device_name: str) -> tuple[Distributed, torch.device]:
     return job, torch.device(f"cuda:{job.local_rank}" if use_cuda else "cpu")
 
 
-def teardown() -> None:
-    """Leave the process group (a no-op without one)."""
+def teardown(wait: bool = True) -> None:
+    """Leave the process group (a no-op without one); with ``wait``, first wait until every rank has got here,
+    so that no rank exits while another still talks to it."""
     if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
