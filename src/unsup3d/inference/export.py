@@ -28,6 +28,7 @@ Groups and their files (S × S pixels unless said otherwise):
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -121,16 +122,35 @@ def write_outputs(
     options = options or OutputOptions(available_groups())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    one = rec.select(index)
+    job = _Job(rec.select(index), out, options)
     written: list[Path] = []
     for group in dict.fromkeys(options.groups):  # in order, once each
-        written += WRITERS[group](one, out, options)
+        written += WRITERS[group](job)
     return list(dict.fromkeys(written))
 
 
-def _write_depth(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+@dataclass
+class _Job:
+    """One image's files to write: the batch-of-one reconstruction, the folder, the options, and the mesh that
+    the obj, glb and ply groups share (built once, on first use)."""
+
+    one: Reconstruction
+    out: Path
+    options: OutputOptions
+
+    @functools.cached_property
+    def mesh(self) -> TexturedMesh:
+        """The textured mesh of the canonical depth grid, upsampled to ``mesh_size`` (its texture to match)."""
+        one = self.one
+        return canonical_mesh(
+            one.canonical_depth[0], one.canonical_albedo[0], one.fov, self.options.mesh_size, 0, one.canonical_normal[0]
+        )
+
+
+def _write_depth(job: _Job) -> list[Path]:
     from unsup3d.inference.mesh_export import save_depth_png16
 
+    one, out = job.one, job.out
     depth = one.depth[0]
     return [
         _save_npy(out / "depth.npy", depth),
@@ -139,7 +159,8 @@ def _write_depth(one: Reconstruction, out: Path, options: OutputOptions) -> list
     ]
 
 
-def _write_maps(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+def _write_maps(job: _Job) -> list[Path]:
+    one, out = job.one, job.out
     pictures = {
         "input.png": one.image[0],
         "reconstruction.png": one.recon_image[0],
@@ -155,15 +176,8 @@ def _write_maps(one: Reconstruction, out: Path, options: OutputOptions) -> list[
     return [save_png(out / name, picture) for name, picture in pictures.items()]
 
 
-def _mesh(one: Reconstruction, options: OutputOptions) -> TexturedMesh:
-    """The textured mesh of the canonical depth grid, upsampled to ``mesh_size`` (its texture to match)."""
-    return canonical_mesh(
-        one.canonical_depth[0], one.canonical_albedo[0], one.fov, options.mesh_size, 0, one.canonical_normal[0]
-    )
-
-
-def _write_obj(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
-    mesh = _mesh(one, options)
+def _write_obj(job: _Job) -> list[Path]:
+    one, out, mesh = job.one, job.out, job.mesh
     size = mesh.texture.shape[-1]
     name = "albedo.png" if size == one.canonical_albedo.shape[-1] else f"albedo_{size}.png"
     texture = save_png(out / name, mesh.texture)
@@ -171,22 +185,23 @@ def _write_obj(one: Reconstruction, out: Path, options: OutputOptions) -> list[P
     return [obj, obj.with_suffix(".mtl"), texture]
 
 
-def _write_glb(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+def _write_glb(job: _Job) -> list[Path]:
     from unsup3d.inference.mesh_export import write_glb
 
-    mesh = _mesh(one, options)
+    out, mesh = job.out, job.mesh
     return [write_glb(out / "mesh.glb", mesh.vertices, mesh.faces, mesh.uvs, mesh.texture, mesh.normals)]
 
 
-def _write_ply(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+def _write_ply(job: _Job) -> list[Path]:
     from unsup3d.inference.mesh_export import write_ply
 
-    mesh = _mesh(one, options)
+    out, mesh = job.out, job.mesh
     colours = sample_texture(mesh.texture, mesh.uvs)  # each vertex's own texel
     return [write_ply(out / "mesh.ply", mesh.vertices, mesh.faces, colours)]
 
 
-def _write_overlays(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+def _write_overlays(job: _Job) -> list[Path]:
+    one, out = job.one, job.out
     plane = overlays.symmetry_plane_overlay(one.image, one.canonical_depth, one.view, one.fov)
     written = [save_png(out / "symmetry.png", plane[0])]
     if one.confidence is not None:
@@ -194,14 +209,16 @@ def _write_overlays(one: Reconstruction, out: Path, options: OutputOptions) -> l
     return written
 
 
-def _write_relight(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+def _write_relight(job: _Job) -> list[Path]:
+    one, out = job.one, job.out
     directions = visualize.light_grid(RELIGHT_STEPS, RELIGHT_EXTENT)  # (9, 3), row-major
     grid = visualize.relight_grid(one.canonical_albedo, one.canonical_normal, one.ambient, one.diffuse, directions)
     rows = [grid[0, RELIGHT_STEPS * r : RELIGHT_STEPS * (r + 1)] for r in range(RELIGHT_STEPS)]  # (3, 3, S, S)
     return [save_png(out / "relight.png", image_grid(rows))]
 
 
-def _write_views(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+def _write_views(job: _Job) -> list[Path]:
+    one, out = job.one, job.out
     views = torch.zeros(len(VIEW_YAWS), 6)
     views[:, 1] = torch.tensor([math.radians(yaw) for yaw in VIEW_YAWS])
     rows = [
@@ -224,7 +241,8 @@ def _repeat(tensor: torch.Tensor, count: int = len(VIEW_YAWS)) -> torch.Tensor:
     return tensor.expand(count, *tensor.shape[1:])
 
 
-def _write_turntable(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+def _write_turntable(job: _Job) -> list[Path]:
+    one, out, options = job.one, job.out, job.options
     views = turntable.turntable_views(one.view)  # (T, 1, 6), the original demo's sequence
     colours = torch.cat([one.canonical_image, visualize.shape_colour(one.canonical_normal)], dim=1)  # (1, 6, S, S)
     frames = turntable.turntable_frames(one.canonical_depth, colours, views, one.fov, options.mesh_size)[0]
@@ -232,13 +250,14 @@ def _write_turntable(one: Reconstruction, out: Path, options: OutputOptions) -> 
     return [turntable.write_animation(side_by_side, out / name) for name in ("turntable.gif", "turntable.mp4")]
 
 
-def _write_json(one: Reconstruction, out: Path, options: OutputOptions) -> list[Path]:
+def _write_json(job: _Job) -> list[Path]:
+    one, out = job.one, job.out
     path = out / "view_light.json"
     path.write_text(json.dumps(view_light_dict(one), indent=2) + "\n")
     return [path]
 
 
-WRITERS: dict[str, Callable[[Reconstruction, Path, OutputOptions], list[Path]]] = {
+WRITERS: dict[str, Callable[[_Job], list[Path]]] = {
     "depth": _write_depth,
     "maps": _write_maps,
     "obj": _write_obj,
