@@ -34,6 +34,7 @@ from unsup3d.data.images import ImageLoadError, load_image
 from unsup3d.extras import require
 from unsup3d.inference import OutputOptions, Reconstruction, Reconstructor
 from unsup3d.inference.crop import CROP_KINDS, NoDetectionError
+from unsup3d.viz import to_uint8
 
 __all__ = ["MAX_SIDE", "MAX_UPLOAD", "PageResult", "Workspace", "build_app", "serve"]
 
@@ -124,8 +125,7 @@ def relight_picture(rec: Reconstruction | None, lx: float, ly: float) -> np.ndar
     if rec is None:
         return None
     picture = rec.relight(torch.tensor([lx, ly, 1.0]))[0]  # (3, S, S)
-    array = (picture.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return np.asarray(Image.fromarray(array).resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST))
+    return np.asarray(Image.fromarray(to_uint8(picture)).resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST))
 
 
 def _release_memory() -> None:
@@ -175,8 +175,7 @@ def write_examples(folder: Path) -> list[Path]:
     faces = render_batch([sample_generator(11, 1, k) for k in range(2)], 128, depth=False, canonical=False).image
     for k, face in enumerate(faces):
         paths.append(folder / f"synthetic_face_{k}.png")
-        array = (face.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        Image.fromarray(array).save(paths[-1])
+        Image.fromarray(to_uint8(face)).save(paths[-1])
     return paths
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from unsup3d.ops import from_signed
@@ -35,3 +36,9 @@ def image_grid(rows: list[torch.Tensor], pad: int = 1) -> torch.Tensor:
         batch = torch.nn.functional.pad(batch.float().clamp(0, 1), (pad, pad, pad, pad), value=1.0)
         lines.append(torch.cat(list(batch), dim=2))
     return torch.cat(lines, dim=1)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(..., C, H, W) values in [0, 1] (clamped) → (..., H, W, C) uint8, rounded: what image files hold."""
+    pixels = images.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
+    return np.ascontiguousarray(pixels.movedim(-3, -1).numpy())

@@ -44,7 +44,7 @@ from PIL import Image
 from unsup3d.inference import overlays, turntable, visualize
 from unsup3d.inference.mesh import TexturedMesh, canonical_mesh, sample_texture, write_obj
 from unsup3d.inference.reconstructor import Reconstruction
-from unsup3d.viz import depth_to_image, image_grid, normals_to_image
+from unsup3d.viz import depth_to_image, image_grid, normals_to_image, to_uint8
 
 __all__ = [
     "DEFAULT_GROUPS",
@@ -284,11 +284,10 @@ def save_png(path: Path, picture: torch.Tensor) -> Path:
     """Write a (3, H, W) colour, or (1, H, W) or (H, W) grey tensor in [0, 1] as an 8-bit PNG."""
     if picture.dim() == 3 and picture.shape[0] == 1:
         picture = picture[0]
-    array = picture.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    if array.ndim == 3:
-        image = Image.fromarray(np.ascontiguousarray(array.transpose(1, 2, 0)))
-    elif array.ndim == 2:
-        image = Image.fromarray(array)
+    if picture.dim() == 3 and picture.shape[0] == 3:
+        image = Image.fromarray(to_uint8(picture))
+    elif picture.dim() == 2:
+        image = Image.fromarray(to_uint8(picture[None])[..., 0])
     else:
         raise ValueError(f"picture must be (3, H, W) or (H, W), got shape {tuple(picture.shape)}")
     image.save(path)

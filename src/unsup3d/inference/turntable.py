@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from unsup3d.extras import require
 from unsup3d.geometry import FOV_DEGREES, euler_to_matrix
 from unsup3d.inference.mesh import upsample_canonical
 from unsup3d.inference.visualize import render_view
+from unsup3d.viz import to_uint8
 
 __all__ = [
     "HOLD_FRAMES",
@@ -227,14 +227,14 @@ def write_animation(frames: torch.Tensor, path: str | Path, fps: float = FPS, qu
         raise ValueError(f"frames must be (T, 3, H, W) with T > 0, got shape {tuple(frames.shape)}")
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    pixels = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # (T, 3, H, W)
+    pixels = to_uint8(frames)  # (T, H, W, 3)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".gif":
-        return _write_gif(pixels.permute(0, 2, 3, 1).numpy(), path, fps)
+        return _write_gif(pixels, path, fps)
     imageio = require("imageio", "MP4 animations")
     require("imageio_ffmpeg", "MP4 animations")
-    height, width = pixels.shape[-2:]
-    pixels = F.pad(pixels.float(), (0, width % 2, 0, height % 2), mode="replicate").to(torch.uint8)
+    height, width = pixels.shape[1:3]
+    pixels = np.pad(pixels, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
     writer = imageio.get_writer(
         path,
         format="FFMPEG",
@@ -247,7 +247,7 @@ def write_animation(frames: torch.Tensor, path: str | Path, fps: float = FPS, qu
         ffmpeg_log_level="error",
     )
     try:
-        for frame in pixels.permute(0, 2, 3, 1).numpy():
+        for frame in pixels:
             writer.append_data(frame)
     finally:
         writer.close()

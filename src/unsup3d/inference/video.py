@@ -35,6 +35,7 @@ from unsup3d.inference import crop as cropping
 from unsup3d.inference import visualize
 from unsup3d.inference.export import OutputOptions, write_outputs
 from unsup3d.inference.reconstructor import Reconstruction, Reconstructor
+from unsup3d.viz import to_uint8
 
 __all__ = ["COMPARISON_NAME", "PANEL_SIZE", "VideoError", "VideoResult", "comparison_frames", "reconstruct_video"]
 
@@ -118,7 +119,7 @@ def reconstruct_video(
             for start, batch in itertools.chain([first], batches):
                 rec = reconstructor(batch)
                 for picture in comparison_frames(rec):
-                    writer.append_data(_to_uint8(picture))
+                    writer.append_data(to_uint8(picture))
                 if frame_options is not None:
                     for k in range(len(rec)):
                         write_outputs(rec, k, out / "frames" / f"{start + k:06d}", frame_options)
@@ -224,8 +225,3 @@ def _batches(frames, reconstructor: Reconstructor, crop: str, batch_size: int, s
             start, batch = index + 1, []
     if batch:
         yield start, torch.stack(batch)
-
-
-def _to_uint8(picture: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [0, 1] → (H, W, 3) uint8."""
-    return picture.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
