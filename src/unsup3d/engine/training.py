@@ -8,6 +8,7 @@ optimiser step.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +18,12 @@ from torch import nn
 
 from unsup3d.config import Config, TrainConfig
 from unsup3d.engine.schedule import learning_rate
-from unsup3d.losses import Objective, depth_prior_loss
-from unsup3d.model import PhotoGeometricAutoencoder, ellipsoid_depth
+from unsup3d.losses import Objective, depth_prior_loss, view_loss
+from unsup3d.model import PhotoGeometricAutoencoder, Prediction, ellipsoid_depth
 from unsup3d.nets import build_perceptual
 from unsup3d.ops import to_signed
 
-__all__ = ["DepthOnly", "Training", "build_training", "configure_process", "train_step"]
+__all__ = ["DepthOnly", "Training", "build_training", "configure_process", "train_step", "view_cycle_loss"]
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,46 @@ class Training:
         """The loss of step ``iteration`` on (B, 3, S, S) images in [0, 1]: the depth prior during the first
         ``train.depth_prior_iterations`` steps, then the objective."""
         if iteration >= self.config.train.depth_prior_iterations:
-            return self.objective(self.forward(images), images, iteration)
+            pred = self.forward(images)
+            terms = self.objective(pred, images, iteration)
+            lam_cycle = self.config.model.lam_view_cycle
+            if lam_cycle > 0:
+                terms["view_cycle"] = view_cycle_loss(self.model, pred, images)
+                terms["total"] = terms["total"] + lam_cycle * terms["view_cycle"]
+            return terms
         if self._depth_forward is None:  # every rank gets here at the same iteration, as DDP's wrapping needs
             self._depth_forward = self.wrap(DepthOnly(self.model))
             relief = self.config.train.depth_prior_relief
             self._prior_target = ellipsoid_depth(self.config.model, relief).to(images.device)
         loss = depth_prior_loss(self._depth_forward(images), self._prior_target)
         return {"total": loss, "depth_prior": loss}
+
+
+def view_cycle_loss(model: PhotoGeometricAutoencoder, pred: Prediction, images: torch.Tensor) -> torch.Tensor:
+    """View self-supervision: the view net must recover views that the model's own renderer made.
+
+    The batch's canonical depth and image (detached) are rendered at its predicted view (detached) turned by a
+    random rotation of up to ``model.view_cycle_degrees`` about each axis, translations unchanged, over the input
+    image where the surface does not cover; the loss is the L1 distance (in units of each component's range) of
+    the view the view net reads from that rendering to the view it was rendered in. Only the view net learns from
+    it. A turn that the renderer made must be read as a turn of that size, not as a smaller turn plus a shift.
+
+    Args:
+        pred: the model's prediction for ``images`` (B, 3, S, S) in [0, 1].
+    Returns:
+        scalar loss.
+    """
+    views = pred.view.detach()
+    scale = model.view_scale().to(views)
+    turn = (torch.rand_like(views[:, :3]) * 2 - 1) * math.radians(model.config.view_cycle_degrees)
+    limit = 0.95 * scale[:3]  # the view net's tanh reaches the targets
+    target = torch.cat([torch.max(torch.min(views[:, :3] + turn, limit), -limit), views[:, 3:]], dim=1)
+    canonical = pred.recon
+    image, mask = model.render_in_view(
+        canonical.canonical_depth.detach(), canonical.canonical_image.detach().clamp(0, 1), target
+    )
+    rendered = image + images * (1 - mask.unsqueeze(1))
+    return view_loss(model.predict_view(to_signed(rendered)), target, scale)
 
 
 def build_training(config: Config, device: torch.device | str = "cpu", perceptual: nn.Module | None = None) -> Training:
