@@ -126,7 +126,12 @@ def check(command: str, values: dict, places) -> None:
         if command == "synth":
             called = write_dataset.call_args
             assert called.args[1:] == (int(given.get("n-train", 6000)), int(given.get("n-test", 300)))
-            assert called.kwargs == {"size": int(given.get("size", 64)), "seed": int(given.get("seed", 0))}
+            assert called.kwargs == {
+                "size": int(given.get("size", 64)),
+                "seed": int(given.get("seed", 0)),
+                "perturb": False,
+                "category": "face",
+            }
         if command == "serve":
             assert serve.call_args.args[2] == int(given.get("port", 7860))
 

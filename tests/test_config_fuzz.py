@@ -28,6 +28,7 @@ KEYS = [
     "lam_view_cycle",
     "view_cycle_degrees",
     "photometric",
+    "supervised",
 ]
 SCALARS = st.one_of(
     st.none(),

@@ -192,3 +192,142 @@ def test_inputs_are_checked():
         erode_mask(mask.long())
     with pytest.raises(TypeError):
         side(depth.numpy(), depth, mask)
+
+
+# ---------------------------------------------------------------------- keypoint depth correlation
+def _loop_bilinear(depth: torch.Tensor, u: float, v: float) -> float:
+    """Bilinear interpolation of one (H, W) map at (u, v), by hand; NaN outside the pixel-centre hull."""
+    height, width = depth.shape
+    if not (0 <= u <= width - 1 and 0 <= v <= height - 1):
+        return math.nan
+    i0, j0 = min(int(math.floor(v)), height - 2), min(int(math.floor(u)), width - 2)
+    fy, fx = v - i0, u - j0
+    d = depth.double()
+    top = (1 - fx) * d[i0, j0] + fx * d[i0, j0 + 1]
+    bottom = (1 - fx) * d[i0 + 1, j0] + fx * d[i0 + 1, j0 + 1]
+    return float((1 - fy) * top + fy * bottom)
+
+
+def _loop_correlations(pred, gt, valid) -> list[float]:
+    """np.corrcoef of each keypoint's valid entries, one keypoint at a time."""
+    import numpy as np
+
+    out = []
+    for k in range(pred.shape[1]):
+        rows = valid[:, k].numpy()
+        out.append(float(np.corrcoef(pred[rows, k].numpy(), gt[rows, k].numpy())[0, 1]))
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sample_depth_at_matches_a_loop_and_is_exact_on_affine_maps(dtype):
+    from unsup3d.metrics import sample_depth_at
+
+    gen = torch.Generator().manual_seed(0)
+    depth = 1.0 + 0.1 * torch.rand(2, 5, 7, generator=gen, dtype=torch.float64)
+    points = torch.rand(2, 9, 2, generator=gen, dtype=torch.float64) * torch.tensor([8.0, 6.0]) - 0.5
+    points[0, 0] = torch.tensor([6.0, 4.0])  # the last pixel centre, exactly
+    points[0, 1] = torch.tensor([0.0, 0.0])
+    sampled = sample_depth_at(depth.to(dtype), points.to(dtype))
+    assert sampled.shape == (2, 9) and sampled.dtype == dtype
+    for b in range(2):
+        for k in range(9):
+            expected = _loop_bilinear(depth[b].to(dtype), float(points[b, k, 0]), float(points[b, k, 1]))
+            got = float(sampled[b, k])
+            assert (math.isnan(expected) and math.isnan(got)) or abs(got - expected) < 1e-5, (b, k)
+    assert torch.isnan(sampled).any() and torch.isfinite(sampled).any()  # both kinds of points were drawn
+    # A depth map affine in (u, v) is reproduced exactly at any inside point.
+    v, u = torch.meshgrid(torch.arange(5.0), torch.arange(7.0), indexing="ij")
+    plane = (1.0 + 0.01 * u - 0.02 * v).to(dtype)[None]
+    inside = torch.tensor([[[0.3, 0.7], [5.9, 3.2], [2.5, 4.0]]], dtype=dtype)
+    expected = 1.0 + 0.01 * inside[..., 0] - 0.02 * inside[..., 1]
+    assert torch.allclose(sample_depth_at(plane, inside), expected, atol=1e-6)
+
+
+def test_sample_depth_at_checks_its_inputs():
+    from unsup3d.metrics import sample_depth_at
+
+    with pytest.raises(ValueError, match="points"):
+        sample_depth_at(torch.ones(2, 4, 4), torch.zeros(1, 3, 2))
+    with pytest.raises(ValueError, match="2x2"):
+        sample_depth_at(torch.ones(1, 1, 4), torch.zeros(1, 3, 2))
+
+
+def test_keypoint_correlations_match_np_corrcoef_with_a_mask():
+    from unsup3d.metrics import keypoint_correlations
+
+    gen = torch.Generator().manual_seed(1)
+    gt = torch.rand(40, 6, generator=gen, dtype=torch.float64)
+    pred = gt + 0.3 * torch.rand(40, 6, generator=gen, dtype=torch.float64)
+    valid = torch.rand(40, 6, generator=gen) > 0.3
+    pred[~valid] = float("nan")  # masked-out values must not leak
+    r = keypoint_correlations(pred, gt, valid)
+    assert torch.allclose(r, torch.tensor(_loop_correlations(pred, gt, valid), dtype=torch.float64), atol=1e-12)
+
+
+def test_keypoint_depth_correlation_is_depthnets_abs_trace():
+    """Without a mask it equals DepthNet's definition: the trace of |corrcoef| between the K predicted and
+    the K true columns (images as observations)."""
+    import numpy as np
+
+    from unsup3d.metrics import keypoint_depth_correlation
+
+    gen = torch.Generator().manual_seed(2)
+    gt = torch.rand(30, 5, generator=gen, dtype=torch.float64)
+    pred = torch.cat([gt[:, :3] + 0.2 * torch.rand(30, 3, generator=gen), -gt[:, 3:]], 1)  # two inverted
+    k = gt.shape[1]
+    joint = np.corrcoef(pred.numpy(), gt.numpy(), rowvar=False)  # (2K, 2K)
+    expected = np.abs(np.diag(joint[:k, k:])).sum()
+    assert abs(float(keypoint_depth_correlation(pred, gt)) - expected) < 1e-12
+    signed = float(np.diag(joint[:k, k:]).sum())
+    assert abs(float(keypoint_depth_correlation(pred, gt, absolute=False)) - signed) < 1e-12
+
+
+def test_keypoint_depth_correlation_analytic_cases():
+    from unsup3d.metrics import keypoint_depth_correlation
+
+    gen = torch.Generator().manual_seed(3)
+    n, k = 20000, 8
+    gt = 1.0 + 0.05 * torch.randn(n, k, generator=gen, dtype=torch.float64)
+    assert abs(float(keypoint_depth_correlation(gt, gt)) - k) < 1e-12
+    scale, shift = torch.rand(k, generator=gen, dtype=torch.float64) + 0.1, torch.randn(k, dtype=torch.float64)
+    assert abs(float(keypoint_depth_correlation(scale * gt + shift, gt)) - k) < 1e-9  # per-keypoint a·d + b
+    negated = 2.0 - gt
+    assert abs(float(keypoint_depth_correlation(negated, gt, absolute=False)) + k) < 1e-9
+    assert abs(float(keypoint_depth_correlation(negated, gt)) - k) < 1e-9  # DepthNet's |r| ignores the sign
+    noise = torch.randn(n, k, generator=gen, dtype=torch.float64)
+    assert abs(float(keypoint_depth_correlation(noise, gt, absolute=False))) < 0.1  # sum of k ~ N(0, 1/n)
+    # E|r| = sqrt(2 / (π n)) for independent Gaussians: the |r| score of noise is small but positive.
+    expected_abs = k * math.sqrt(2.0 / (math.pi * n))
+    assert abs(float(keypoint_depth_correlation(noise, gt)) - expected_abs) < 0.5 * expected_abs
+
+
+def test_keypoint_correlation_undefined_cases_are_nan():
+    from unsup3d.metrics import keypoint_correlations, keypoint_depth_correlation
+
+    gt = torch.tensor([[1.0, 2.0], [2.0, 3.0], [3.0, 5.0]])
+    flat = torch.ones(3, 2)
+    assert torch.isnan(keypoint_correlations(flat, gt)).all()  # no variance in the prediction
+    one_valid = torch.tensor([[True, True], [False, True], [False, True]])
+    r = keypoint_correlations(gt, gt, one_valid)
+    assert math.isnan(float(r[0])) and abs(float(r[1]) - 1.0) < 1e-6
+    assert math.isnan(float(keypoint_depth_correlation(gt, gt, one_valid)))
+    with pytest.raises(ValueError, match=r"\(N, K\)"):
+        keypoint_correlations(gt, gt[:, :1])
+    with pytest.raises(ValueError, match="valid"):
+        keypoint_correlations(gt, gt, one_valid.float())
+    with pytest.raises(TypeError):
+        keypoint_correlations(gt.long(), gt)
+
+
+def test_keypoint_metrics_gradcheck():
+    from unsup3d.metrics import keypoint_correlations, sample_depth_at
+
+    gen = torch.Generator().manual_seed(4)
+    depth = torch.rand(1, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    points = torch.tensor([[[0.3, 1.7], [3.2, 2.4]]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda d: sample_depth_at(d, points), (depth,))
+    pred = torch.rand(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    gt = torch.rand(6, 3, generator=gen, dtype=torch.float64)
+    valid = torch.rand(6, 3, generator=gen) > 0.2
+    assert torch.autograd.gradcheck(lambda p: keypoint_correlations(p, gt, valid), (pred,))

@@ -132,7 +132,9 @@ def _parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------- synth
 def _add_synth(sub) -> None:
-    p = sub.add_parser("synth", help="write the built-in synthetic face dataset with exact ground-truth depth")
+    from unsup3d.data.synthetic_categories import CATEGORIES
+
+    p = sub.add_parser("synth", help="write the built-in synthetic dataset with exact ground-truth depth")
     p.add_argument("--out", required=True, type=Path, help="output folder (train/ and test/ are created)")
     p.add_argument("--n-train", type=non_negative_int, default=6000, help="training images (default: 6000)")
     p.add_argument("--n-test", type=non_negative_int, default=300, help="test images with depth (default: 300)")
@@ -143,6 +145,18 @@ def _add_synth(sub) -> None:
         help="image size in pixels (default 64; the networks take 64, 128, 256)",
     )
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument(
+        "--category",
+        choices=list(CATEGORIES),
+        default="face",
+        help="object category: face (default) or car (seen from the front and above, with its tyres)",
+    )
+    p.add_argument(
+        "--perturb",
+        action="store_true",
+        help="asymmetric perturbation (paper, Table 4): blend one random colour rectangle, sides 20-50%% of the "
+        "image, alpha 0.5-1, onto every image; the other pixels are those of the unperturbed set",
+    )
     p.set_defaults(func=_synth)
 
 
@@ -150,8 +164,16 @@ def _synth(args) -> None:
     from unsup3d.data.synthetic_dataset import write_dataset
 
     require("skimage.data", "The synthetic face generator (photo backgrounds)")  # fail before writing files
-    write_dataset(args.out, args.n_train, args.n_test, size=args.size, seed=args.seed)
-    print(f"synthetic data written to {args.out}: train/ ({args.n_train} images), test/ ({args.n_test} with depth)")
+    write_dataset(
+        args.out, args.n_train, args.n_test, size=args.size, seed=args.seed, perturb=args.perturb,
+        category=args.category,
+    )  # fmt: skip
+    perturbed = ", perturbed" if args.perturb else ""
+    extras = "depth and keypoints" if args.category == "face" else "depth"
+    print(
+        f"synthetic {args.category} data written to {args.out}: train/ ({args.n_train} images{perturbed}), "
+        f"test/ ({args.n_test} with {extras}{perturbed})"
+    )
 
 
 # ---------------------------------------------------------------------- train
@@ -167,6 +189,12 @@ def _add_train(sub) -> None:
     p.add_argument("--eval-data", type=Path, help="paired image/depth folder: validation reports SIDE and MAD")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="train.device")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's newest checkpoint")
+    p.add_argument(
+        "--supervised",
+        action="store_true",
+        help="the supervised baseline: --data is a paired image/ + depth/ folder; trains only the depth network, "
+        "with L1 on the ground-truth depth (train.supervised=true, model.use_conf=false)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -179,7 +207,10 @@ def training_config(args):
     if args.config is not None:
         layers.append(load_yaml(args.config))
     layers.append(parse_overrides(args.overrides))
-    flags = {"train": {}, "data": {}}
+    flags = {"model": {}, "train": {}, "data": {}}
+    if args.supervised:
+        flags["train"]["supervised"] = True
+        flags["model"]["use_conf"] = False
     if args.data is not None:
         flags["data"]["train_dir"] = str(args.data)
     if args.eval_data is not None:
@@ -210,9 +241,17 @@ def _train(args) -> None:
 
 # ---------------------------------------------------------------------- evaluate
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="SIDE and MAD on images with ground-truth depth, with baselines")
+    p = sub.add_parser(
+        "evaluate", help="SIDE and MAD on images with ground-truth depth, with baselines, and collapse statistics"
+    )
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file or run directory")
-    p.add_argument("--data", required=True, type=Path, help="paired folder: image/ and depth/ (.npy or .png)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="paired folder: image/ and depth/ (.npy or .png); keypoints in meta.jsonl add the keypoint depth "
+        "correlation (paper, Table 5)",
+    )
     p.add_argument("--output", type=Path, help="write scores here (JSON); default: next to the checkpoint")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default=None, choices=["cpu", "cuda"])
@@ -221,20 +260,17 @@ def _add_evaluate(sub) -> None:
 
 def _evaluate(args) -> None:
     from unsup3d.data import PairedDepthDataset
-    from unsup3d.evaluation import baseline_scores, evaluate_depth, summary_table
+    from unsup3d.evaluation import evaluation_report
     from unsup3d.inference import Reconstructor
 
     reconstructor = Reconstructor.from_checkpoint(args.checkpoint, device=args.device)
     model = reconstructor.model
     dataset = PairedDepthDataset(args.data, model.config.image_size)
-    results = {"ours": evaluate_depth(model, dataset, args.batch_size, reconstructor.device)}
-    results.update(baseline_scores(dataset, model.config.fov))
-    table = summary_table(results)
-    print(table)
+    report, text = evaluation_report(model, dataset, args.batch_size, reconstructor.device)
+    print(text)
     output = args.output or Path(reconstructor.checkpoint_path).parent / "eval_scores.json"
-    payload = {name: {k: v.tolist() for k, v in scores.items()} for name, scores in results.items()}
     try:
-        output.write_text(json.dumps({"table": table.splitlines(), "per_image": payload}))
+        output.write_text(json.dumps(report))
     except OSError as error:
         raise OutputError(f"cannot write scores to {output}: {error.strerror or error}") from error
     print(f"scores written to {output}")

@@ -142,6 +142,10 @@ class TrainConfig:
     # torch.use_deterministic_algorithms (warning where an op has no deterministic version, e.g. grid_sample's CUDA
     # backward); CPU runs are bitwise repeatable either way.
     deterministic: bool = False
+    # Supervised baseline (the paper's Table 2): train only the depth network, with an L1 loss on ground-truth
+    # input-view depth; data.train_dir (and data.val_dir) are paired image/depth folders, the depth prior is not
+    # used, and the model needs model.use_conf=false. See unsup3d.engine.supervised.
+    supervised: bool = False
 
     def validate(self) -> None:
         _check(self.batch_size > 0, "train.batch_size", self.batch_size, "> 0")
@@ -199,6 +203,10 @@ class Config:
         self.model.validate()
         self.train.validate()
         self.data.validate()
+        if self.train.supervised:
+            # Without a photometric loss a confidence network would learn nothing; the image cache holds no depth.
+            _check(not self.model.use_conf, "model.use_conf", self.model.use_conf, "false with train.supervised")
+            _check(self.data.cache_dir is None, "data.cache_dir", self.data.cache_dir, "null with train.supervised")
         return self
 
     def to_dict(self) -> dict[str, Any]:

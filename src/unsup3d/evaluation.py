@@ -1,4 +1,6 @@
-"""Depth evaluation on images with ground truth: the model against the constant and average-depth baselines."""
+"""Depth evaluation on images with ground truth: the model against the constant and average-depth baselines; the
+collapse statistics of a model's predictions over a dataset; the keypoint depth correlation (Table 5) where the
+images have keypoints."""
 
 from __future__ import annotations
 
@@ -9,8 +11,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from unsup3d.diagnostics import collapse_statistics, collapse_table, fired
 from unsup3d.geometry import FOV_DEGREES
-from unsup3d.metrics import depth_metrics, summarize
+from unsup3d.metrics import (
+    depth_metrics,
+    keypoint_correlations,
+    keypoint_depth_correlation,
+    sample_depth_at,
+    summarize,
+)
 
 
 @contextlib.contextmanager
@@ -59,6 +68,25 @@ def evaluate_depth(model, dataset: Dataset, batch_size: int, device: torch.devic
     return {k: torch.cat(v) for k, v in scores.items()}
 
 
+@torch.no_grad()
+def evaluate_collapse(model, dataset: Dataset, batch_size: int, device: torch.device) -> dict[str, float]:
+    """The collapse statistics of :mod:`unsup3d.diagnostics` over the model's predictions for every image of
+    ``dataset`` (items with ``"image"`` (3, S, S) in [0, 1]), the model in eval mode (then back in its own mode).
+
+    Returns:
+        ``{statistic name: value}``; :func:`unsup3d.diagnostics.fired` says which detectors fire.
+    """
+    depth, view, confidence = [], [], []
+    with eval_mode(model):
+        for batch in DataLoader(dataset, batch_size=batch_size):
+            pred = model(batch["image"].to(device), with_flip=False)
+            depth.append(pred.recon.canonical_depth.cpu())
+            view.append(pred.view.cpu())
+            confidence.append(None if pred.confidence is None else pred.confidence.cpu())
+    sigma = None if confidence[0] is None else torch.cat(confidence)
+    return collapse_statistics(torch.cat(depth), torch.cat(view), sigma, model.config)
+
+
 def baseline_scores(dataset: Dataset, fov: float = FOV_DEGREES) -> dict[str, dict[str, torch.Tensor]]:
     """Per-image scores of the trivial baselines of the paper's Table 2.
 
@@ -83,3 +111,75 @@ def summary_table(results: dict[str, dict[str, torch.Tensor]]) -> str:
         count = len(scores["side"])
         lines.append(f"{name:<12} {side_mean:>9.3f} ± {side_std:<6.3f} {mad_mean:>8.2f} ± {mad_std:<5.2f} {count:>7}")
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def evaluate_keypoint_depth(model, dataset: Dataset, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The keypoint depth correlation of the paper's Table 5 (DepthNet's 3DFAW score) on a set with keypoints.
+
+    The model's input-view depth (:func:`predict_view_depth`) is sampled bilinearly at each item's keypoints
+    (:func:`unsup3d.metrics.sample_depth_at`) and correlated, per keypoint and across the images where it is
+    visible, with its true depth (:func:`unsup3d.metrics.keypoint_depth_correlation`). Hidden keypoints are left
+    out: a depth map holds the depth of the surface in front of them, not theirs (3DFAW scores all 66 keypoints,
+    which suits its frontal-ish test faces).
+
+    Args:
+        dataset: items with ``"image"`` (3, S, S), ``"keypoints"`` (K, 2) pixel ``(u, v)``, ``"keypoint_depth"``
+            (K,) and ``"keypoint_visible"`` (K,) bool, e.g. a :class:`unsup3d.data.PairedDepthDataset` whose
+            ``has_keypoints`` is True.
+    Returns:
+        ``{"depth_corr": Σ|r_k|, "depth_corr_signed": Σ r_k}`` (0-dim, NaN if some keypoint's correlation is
+        undefined), ``"correlations"`` (K,) ``r_k`` and ``"images"`` (K,) the number of images each is visible in.
+    """
+    predicted, true, visible = [], [], []
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        depth, _, _ = predict_view_depth(model, batch["image"].to(device))
+        predicted.append(sample_depth_at(depth.double(), batch["keypoints"].to(device)).cpu())
+        true.append(batch["keypoint_depth"].double())
+        visible.append(batch["keypoint_visible"])
+    predicted, true, visible = torch.cat(predicted), torch.cat(true), torch.cat(visible)
+    return {
+        "depth_corr": keypoint_depth_correlation(predicted, true, visible),
+        "depth_corr_signed": keypoint_depth_correlation(predicted, true, visible, absolute=False),
+        "correlations": keypoint_correlations(predicted, true, visible),
+        "images": visible.sum(0),
+    }
+
+
+def keypoint_summary(scores: dict[str, torch.Tensor]) -> str:
+    """One line for :func:`evaluate_keypoint_depth`'s scores."""
+    count = len(scores["correlations"])
+    return (
+        f"keypoint depth correlation (Table 5, sum of |r| over {count} keypoints, max {count}): "
+        f"{float(scores['depth_corr']):.2f}; signed sum {float(scores['depth_corr_signed']):.2f}; "
+        f"{int(scores['images'].min())}-{int(scores['images'].max())} images per keypoint"
+    )
+
+
+def evaluation_report(model, dataset, batch_size: int, device: torch.device) -> tuple[dict, str]:
+    """Everything ``unsup3d evaluate`` reports on a paired dataset: the model's per-image SIDE, MAD, MAE, MSE next
+    to the trivial baselines, the collapse statistics and, when the set has keypoints, the keypoint depth
+    correlation.
+
+    Args:
+        dataset: a :class:`unsup3d.data.PairedDepthDataset`.
+    Returns:
+        The report (JSON-serialisable: ``"table"`` lines, ``"per_image"`` {method: {metric: list}},
+        ``"collapse"`` {``"statistics"``, ``"fired"``}, and ``"keypoint_depth"`` where there are keypoints) and
+        its text for a terminal.
+    """
+    results = {"ours": evaluate_depth(model, dataset, batch_size, device)}
+    results.update(baseline_scores(dataset, model.config.fov))
+    table = summary_table(results)
+    collapse = evaluate_collapse(model, dataset, batch_size, device)
+    report = {
+        "table": table.splitlines(),
+        "per_image": {name: {k: v.tolist() for k, v in scores.items()} for name, scores in results.items()},
+        "collapse": {"statistics": collapse, "fired": [detector.name for detector in fired(collapse)]},
+    }
+    text = [table, collapse_table(collapse)]
+    if getattr(dataset, "has_keypoints", False):
+        keypoints = evaluate_keypoint_depth(model, dataset, batch_size, device)
+        report["keypoint_depth"] = {k: v.tolist() for k, v in keypoints.items()}
+        text.append(keypoint_summary(keypoints))
+    return report, "\n".join(text)

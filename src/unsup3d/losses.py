@@ -109,6 +109,16 @@ def depth_prior_loss(depth: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (((depth - target) * 100) ** 2).mean()
 
 
+def depth_l1(depth: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute distance in cm of (B, S, S) depth to (B, S, S) ground truth over every pixel of the batch
+    where the ground truth is finite (NaN background): the supervised baseline's loss. In centimetres the loss
+    is of order 1, like the photometric terms, so the optimiser's coupled weight decay weighs alike."""
+    if depth.dim() != 3 or depth.shape != target.shape:
+        raise ValueError(f"depth and target must both be (B, S, S), got {tuple(depth.shape)}, {tuple(target.shape)}")
+    valid = torch.isfinite(target)
+    return _masked_mean((depth - target.nan_to_num(0.0)).abs() * 100, valid.to(depth.dtype))
+
+
 def _masked_mean(loss: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     weights = weights.expand_as(loss)
     return (loss * weights).sum() / weights.sum().clamp(min=EPS)

@@ -38,7 +38,12 @@ def bounded_depth(raw: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return scale_range(torch.tanh(raw - raw.mean(dim=(1, 2), keepdim=True)), low, high)
 
 
-def ellipsoid_depth(config: ModelConfig, relief: float, axes: tuple[float, float] = (0.8, 0.95)) -> torch.Tensor:
+# Half width and half height of the face's ellipse in the canonical frame, as fractions of the image's: the depth
+# prior's cap (ellipsoid_depth) and the region unsup3d.diagnostics inspects.
+FACE_AXES = (0.8, 0.95)
+
+
+def ellipsoid_depth(config: ModelConfig, relief: float, axes: tuple[float, float] = FACE_AXES) -> torch.Tensor:
     """A convex ellipsoidal cap in the canonical frame: the depth prior of ``train.depth_prior_iterations``.
 
     With image coordinates ``x, y`` in [-1, 1] (pixel centres, column and row) and ``r² = (x/a)² + (y/b)²``,

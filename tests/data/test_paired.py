@@ -138,3 +138,96 @@ def test_missing_layout_raises(tmp_path):
     (tmp_path / "depth").mkdir()
     with pytest.raises(ValueError, match="no image/depth pairs"):
         PairedDepthDataset(tmp_path)
+
+
+# ---------------------------------------------------------------------- keypoints
+def write_meta(root: Path, records: list) -> None:
+    import json
+
+    (root / "meta.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def keypoint_record(name: str, uv, depth=None, visible=None) -> dict:
+    entry = {"uv": uv, "depth": depth or [1.0] * len(uv)}
+    if visible is not None:
+        entry["visible"] = visible
+    return {"name": name, "keypoints": entry}
+
+
+def test_no_meta_file_means_no_keypoints(tmp_path):
+    make_paired(tmp_path)
+    dataset = PairedDepthDataset(tmp_path, image_size=SIZE)
+    assert not dataset.has_keypoints and "keypoints" not in dataset[0]
+    write_meta(tmp_path, [{"name": "sub/0001_image", "view": [0] * 6}])  # a meta file without keypoints
+    assert not PairedDepthDataset(tmp_path, image_size=SIZE).has_keypoints
+
+
+def test_keypoints_follow_crop_and_resize(tmp_path):
+    from unsup3d.data.paired import move_keypoints
+
+    make_paired(tmp_path)
+    uv = [[2.0, 4.0], [13.0, 11.0], [0.0, 15.0]]
+    write_meta(tmp_path, [keypoint_record("sub/0001_image", uv, [0.9, 1.0, 1.1], [True, True, False]),
+                          keypoint_record("sub/0002_image", uv)])  # fmt: skip
+    same = PairedDepthDataset(tmp_path, image_size=SIZE)[0]
+    assert torch.allclose(same["keypoints"], torch.tensor(uv)) and same["keypoints"].dtype == torch.float32
+    assert same["keypoint_depth"].tolist() == pytest.approx([0.9, 1.0, 1.1])
+    assert same["keypoint_visible"].tolist() == [True, True, False]
+    cropped = PairedDepthDataset(tmp_path, image_size=9, crop=[3, 1, 9, 9])[1]  # rows 3..11, columns 1..9
+    assert torch.allclose(cropped["keypoints"], torch.tensor(uv) - torch.tensor([1.0, 3.0]))
+    assert cropped["keypoint_visible"].tolist() == [True, False, False]  # (12, 8) and (-1, 12) fall outside
+    half = PairedDepthDataset(tmp_path, image_size=SIZE // 2)[1]
+    assert torch.allclose(half["keypoints"], (torch.tensor(uv) + 0.5) / 2 - 0.5)
+    # A blob's centre moves as its keypoint does under PIL's resize (pixel centres at integers on both sides).
+    image = np.zeros((16, 16), np.float32)
+    image[4:8, 8:12] = 1.0  # centre (u, v) = (9.5, 5.5)
+    small = np.asarray(Image.fromarray(image).resize((8, 8), Image.Resampling.BILINEAR), dtype=np.float64)
+    rows, cols = np.mgrid[0:8, 0:8]
+    centre = [(small * cols).sum() / small.sum(), (small * rows).sum() / small.sum()]
+    moved = move_keypoints(np.array([[9.5, 5.5]], np.float32), (16, 16), 8, None)[0]
+    assert np.allclose(moved, centre, atol=1e-6)
+
+
+def test_synthetic_test_split_carries_its_keypoints(tmp_path):
+    import json
+
+    from unsup3d.data.synthetic_dataset import write_dataset
+
+    out = write_dataset(tmp_path / "synth", n_train=0, n_test=3, size=24, seed=2, progress=False)
+    dataset = PairedDepthDataset(out / "test", image_size=24)
+    assert dataset.has_keypoints
+    meta = [json.loads(line) for line in (out / "test/meta.jsonl").read_text().splitlines()]
+    batch = next(iter(DataLoader(dataset, batch_size=3)))
+    count = len(meta[0]["keypoints"]["uv"])
+    assert batch["keypoints"].shape == (3, count, 2) and batch["keypoint_visible"].dtype == torch.bool
+    for k, record in enumerate(meta):
+        assert torch.allclose(batch["keypoints"][k], torch.tensor(record["keypoints"]["uv"]))
+        assert torch.allclose(batch["keypoint_depth"][k], torch.tensor(record["keypoints"]["depth"]))
+        assert batch["keypoint_visible"][k].tolist() == record["keypoints"]["visible"]
+
+
+def test_keypoints_of_only_some_images_are_not_used(tmp_path, caplog):
+    make_paired(tmp_path)
+    write_meta(tmp_path, [keypoint_record("sub/0001_image", [[1.0, 1.0]])])
+    with caplog.at_level(logging.WARNING):
+        dataset = PairedDepthDataset(tmp_path, image_size=SIZE)
+    assert not dataset.has_keypoints and "1 of 2 image(s) have no keypoints" in caplog.text
+
+
+def test_bad_keypoint_files_raise(tmp_path):
+    from unsup3d.data import DataError
+
+    make_paired(tmp_path)
+    cases = {
+        "different numbers": [keypoint_record("sub/0001_image", [[1.0, 1.0]]),
+                              keypoint_record("sub/0002_image", [[1.0, 1.0], [2.0, 2.0]])],
+        "line 2": [keypoint_record("sub/0001_image", [[1.0, 1.0]]), keypoint_record("sub/0002_image", [[1.0]])],
+        "true/false": [keypoint_record("sub/0001_image", [[1.0, 1.0]], visible=[1])],
+    }  # fmt: skip
+    for match, records in cases.items():
+        write_meta(tmp_path, records)
+        with pytest.raises(DataError, match=match):
+            PairedDepthDataset(tmp_path, image_size=SIZE)
+    (tmp_path / "meta.jsonl").write_text("{not json\n")
+    with pytest.raises(DataError, match="line 1"):
+        PairedDepthDataset(tmp_path, image_size=SIZE)

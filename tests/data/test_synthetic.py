@@ -216,3 +216,138 @@ def test_identity_view_follows_the_methods_image_formation():
     right, mirrored = torch.cat(errors[1.0]), torch.cat(errors[-1.0])
     assert float(right.median()) < 0.01
     assert float(mirrored.median()) > 4 * float(right.median())
+
+
+# ---------------------------------------------------------------------- keypoints
+@pytest.fixture(scope="module")
+def keypoint_samples():
+    """Eight 32×32 samples, four of them turned far to each side, with their keypoints."""
+    from unsup3d.data.synthetic_keypoints import face_keypoints
+
+    size = 32
+    params = [syn.sample_params(np.random.default_rng(40 + seed), size) for seed in range(8)]
+    for k, yaw in enumerate((0.785, -0.785, 0.7, -0.7)):
+        params[k] = replace(params[k], view=np.array([0.1, yaw, 0.0, 0.0, 0.0, 0.0], dtype=np.float32))
+    return params, face_keypoints(params, size), size
+
+
+def test_keypoints_are_mesh_points_seen_exactly_when_nothing_hides_them(keypoint_samples):
+    """Brute-force ray casting: a visible keypoint is the nearest surface on its ray; a hidden one in the frame
+    has a surface more than the tolerance in front of it."""
+    from unsup3d.data.synthetic_keypoints import VISIBILITY_TOLERANCE
+
+    params, keypoints, size = keypoint_samples
+    for b, p in enumerate(params):
+        vertices, faces = syn.mesh_in_view([p], size)
+        vertices, faces = vertices[0].double().numpy(), faces.numpy()
+        uv = keypoints.uv[b].double().numpy()
+        depth = keypoints.depth[b].double().numpy()
+        # Each keypoint is a mesh vertex: (u, v, depth) back-projects onto one.
+        f, c = focal_length(size, 10.0), (size - 1) / 2
+        points = np.stack([(uv[:, 0] - c) / f * depth, (uv[:, 1] - c) / f * depth, depth], 1)
+        assert np.abs(points[:, None] - vertices[None]).sum(-1).min(1).max() < 1e-5
+        # The nearest surface on each keypoint's ray (its own triangles may escape the test edge-on).
+        nearest = _ray_depths(vertices, faces, uv, size, 10.0, eps=1e-6).min(1)  # (K,)
+        visible = keypoints.visible[b].numpy()
+        in_frame = np.all((uv >= 0) & (uv <= size - 1), axis=1)
+        assert np.all(nearest[visible] >= depth[visible] - VISIBILITY_TOLERANCE - 1e-6)
+        hidden = in_frame & ~visible
+        assert np.all(nearest[hidden] < depth[hidden] - VISIBILITY_TOLERANCE + 1e-6)
+    # A 45° yaw hides the far nostril wing behind the nose in the first two samples; frontal faces hide none.
+    assert not keypoints.visible[0, 10] and not keypoints.visible[1, 11] and keypoints.visible[4:].all()
+
+
+def test_keypoint_landmarks_are_where_the_face_is():
+    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_landmarks
+
+    rng = np.random.default_rng(6)
+    params = [syn.sample_params(rng, 32) for _ in range(16)]
+    shape = shapes.stack_params([p.shape for p in params])
+    albedo = shapes.stack_params([p.albedo for p in params])
+    straight = {**shape, **{k: torch.zeros_like(shape[k]) for k in ("nose_bend", "mouth_tilt")}}
+    points = {name: face_landmarks(straight, albedo)[:, k] for k, name in enumerate(FACE_KEYPOINTS)}  # (B, 2)
+    for left in [name for name in FACE_KEYPOINTS if name.endswith("_left")]:
+        right = points[left.replace("_left", "_right")]
+        assert torch.allclose(points[left], right * torch.tensor([-1.0, 1.0]), atol=1e-7), left
+        assert torch.all(points[left][:, 0] < 0)
+    for centre in ("nose_bridge", "nose_tip", "upper_lip", "lower_lip", "chin"):
+        assert torch.all(points[centre][:, 0] == 0), centre
+    rows = ["brow_inner_left", "eye_inner_left", "nose_tip", "ala_left", "upper_lip", "lower_lip", "chin"]
+    y = torch.stack([points[name][:, 1] for name in rows], 1)
+    assert torch.all(y[:, 1:] > y[:, :-1])  # brows above eyes above the nose tip ... above the chin (y down)
+    assert torch.all(points["eye_outer_left"][:, 0] < points["eye_inner_left"][:, 0])
+    assert torch.all(points["brow_outer_left"][:, 0] < points["brow_inner_left"][:, 0])
+    assert torch.all(points["mouth_left"][:, 0] < points["ala_left"][:, 0])
+
+
+def test_nose_tip_keypoint_is_near_the_nearest_point_of_a_frontal_face():
+    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_keypoints
+
+    size = 32
+    params = [syn.sample_params(np.random.default_rng(seed), size) for seed in range(4)]
+    params = [replace(p, view=np.zeros(6, np.float32)) for p in params]
+    keypoints = face_keypoints(params, size)
+    batch = syn.render_params(params, size, canonical=False)
+    tip = FACE_KEYPOINTS.index("nose_tip")
+    nearest = torch.nan_to_num(batch.depth, nan=10.0).flatten(1).amin(1)
+    assert torch.all((keypoints.depth[:, tip] - nearest).abs() < 0.002)  # within 2 mm of the frontmost pixel
+    assert torch.all(keypoints.depth[:, tip] == keypoints.depth.amin(1))  # the frontmost keypoint
+
+
+def test_keypoints_outside_the_frame_are_not_visible():
+    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_keypoints
+
+    size = 24
+    params = syn.sample_params(np.random.default_rng(3), size)
+    low = replace(params, view=np.array([0.0, 0.0, 0.0, 0.0, 0.06, 0.0], dtype=np.float32))  # 6 cm down
+    keypoints = face_keypoints([params, low], size)
+    chin = FACE_KEYPOINTS.index("chin")
+    assert keypoints.uv[1, chin, 1] > size - 1 and not keypoints.visible[1, chin]
+    assert keypoints.visible[0, chin]
+
+
+def test_true_depth_map_at_the_keypoints_correlates_fully():
+    """The paper's "ground truth" row of Table 5 on our data: the true depth map sampled at the visible keypoints
+    scores nearly K (bilinear interpolation over 1-pixel neighbourhoods is the only difference)."""
+    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_keypoints
+    from unsup3d.metrics import keypoint_depth_correlation, sample_depth_at
+
+    size = 24
+    params = [syn.sample_params(syn.sample_generator(2, 1, k), size) for k in range(12)]
+    keypoints = face_keypoints(params, size)
+    sampled = sample_depth_at(syn.render_params(params, size, canonical=False).depth, keypoints.uv).double()
+    valid = keypoints.visible & torch.isfinite(sampled)
+    assert valid.float().mean() > 0.9
+    score = float(keypoint_depth_correlation(sampled, keypoints.depth.double(), valid, absolute=False))
+    assert len(FACE_KEYPOINTS) - 0.5 < score <= len(FACE_KEYPOINTS)
+
+
+def test_written_keypoints_match_the_generator(tmp_path):
+    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_keypoints
+
+    out = write_dataset(tmp_path / "synth", n_train=0, n_test=3, size=24, seed=4, progress=False, batch_size=2)
+    assert json.loads((out / "dataset.json").read_text())["keypoints"]["names"] == list(FACE_KEYPOINTS)
+    meta = [json.loads(line) for line in (out / "test/meta.jsonl").read_text().splitlines()]
+    _, rngs = syn.split_generators(4, 0, 3)
+    expected = face_keypoints([syn.sample_params(rng, 24) for rng in rngs], 24)
+    for k, record in enumerate(meta):
+        assert record["keypoints"] == expected.record(k)
+        assert len(record["keypoints"]["uv"]) == len(FACE_KEYPOINTS)
+
+
+def test_keypoints_are_for_faces_only():
+    from unsup3d.data.synthetic_keypoints import face_keypoints
+
+    car = syn.sample_params(np.random.default_rng(0), 16, category="car")
+    with pytest.raises(ValueError, match="faces only"):
+        face_keypoints([car], 16)
+
+
+def test_keypoint_visibility_does_not_depend_on_the_pass_size(keypoint_samples, monkeypatch):
+    import unsup3d.data.synthetic_keypoints as kp
+
+    params, keypoints, size = keypoint_samples
+    vertices, _ = syn.mesh_in_view(params[:2], size)
+    monkeypatch.setattr(kp, "VERTICES_PER_PASS", 5 * vertices.shape[1])  # 5 rays per pass: 34 = 5·6 + 4
+    again = kp.face_keypoints(params[:2], size)
+    assert torch.equal(again.visible, keypoints.visible[:2]) and not again.visible.all()

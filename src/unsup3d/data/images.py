@@ -24,6 +24,7 @@ __all__ = [
     "DataError",
     "ImageLoadError",
     "check_photo_size",
+    "crop_box",
     "crop_image",
     "find_images",
     "frame_count",
@@ -264,7 +265,20 @@ def crop_image(image: Image.Image, crop: Crop) -> Image.Image:
     """
     if crop is None:
         return image
-    width, height = image.size
+    top, left, crop_h, crop_w = crop_box(image.size, crop)
+    return image.crop((left, top, left + crop_w, top + crop_h))
+
+
+def crop_box(size: tuple[int, int], crop: Crop) -> tuple[int, int, int, int]:
+    """The ``(top, left, height, width)`` that :func:`crop_image` cuts from an image of ``size = (width, height)``
+    (the whole image for ``crop=None``).
+
+    Raises:
+        ValueError: a malformed crop, or one that does not fit the image.
+    """
+    width, height = size
+    if crop is None:
+        return 0, 0, height, width
     if isinstance(crop, int):
         if crop <= 0:
             raise ValueError(f"centre crop size must be positive, got {crop}")
@@ -277,7 +291,7 @@ def crop_image(image: Image.Image, crop: Crop) -> Image.Image:
     top, left, crop_h, crop_w = box
     if crop_h <= 0 or crop_w <= 0 or top < 0 or left < 0 or top + crop_h > height or left + crop_w > width:
         raise ValueError(f"crop (top, left, h, w) = {box} does not fit an image of {width}x{height} (w x h)")
-    return image.crop((left, top, left + crop_w, top + crop_h))
+    return box
 
 
 def resize_square(

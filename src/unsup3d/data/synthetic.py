@@ -7,6 +7,11 @@ from the viewpoint ``view = (rx, ry, rz, tx, ty, tz)`` of the method's conventio
 (``X' = R (X − c) + c + t``, ``R = Rz · Ry · Rx``, ``c = (0, 0, 1)``), over a far photographic or procedural
 background. Units are metres: the object sits at depth ≈ 1 and the image spans ≈ 0.175 m there (fov 10°).
 
+The object category (``category``, :mod:`.synthetic_categories`) sets the mesh, the shape and albedo
+distributions and their parameters; everything else below is shared. ``face`` (the default) is described here;
+``car`` (a car seen from the front and above, 11–14 cm wide, with two front tyres) in
+:mod:`.synthetic_car_shapes` and :mod:`.synthetic_car_textures`.
+
 Distribution (uniform unless stated; shape details in :mod:`.synthetic_shapes`, albedo in
 :mod:`.synthetic_textures`):
 
@@ -29,6 +34,11 @@ Distribution (uniform unless stated; shape details in :mod:`.synthetic_shapes`, 
   [¼, ½, ¼]² tent filter, over the background rendered at the same sub-pixels; 50 % get a Gaussian blur of
   0.3–0.7 px; Gaussian noise of σ 0.002–0.02; values clipped to [0, 1] (ka + kd ≤ 1.2 keeps saturation rare);
   50 % are JPEG-compressed at quality 60–95.
+- asymmetric perturbation (off by default; the paper's Table 4): one axis-aligned rectangle of a uniformly random
+  colour, each side 20–50 % of the image size (rounded to whole pixels), anywhere inside the image, alpha-blended
+  with alpha 0.5–1 onto the finished image, after noise and JPEG, as the paper blends its patches onto the
+  finished dataset images. It is drawn after every other choice of the sample, from the same generator, so
+  turning it on changes no other pixel and no other value.
 
 The depth ground truth is the exact depth of the rendered mesh along each final pixel-centre ray (the
 perspective-correct depth of the winning triangle), NaN where the ray misses the object.
@@ -47,6 +57,7 @@ import torch.nn.functional as F
 
 from unsup3d.data import synthetic_shapes as shapes
 from unsup3d.data import synthetic_textures as textures
+from unsup3d.data.synthetic_categories import Category, get_category
 from unsup3d.geometry import FOV_DEGREES, focal_length, project, transform_points
 from unsup3d.ops import gaussian_blur
 from unsup3d.render import (
@@ -74,6 +85,8 @@ NOISE_RANGE = (0.002, 0.02)
 BLUR_PROB, BLUR_RANGE = 0.5, (0.3, 0.7)
 JPEG_PROB, JPEG_QUALITY = 0.5, (60, 95)
 TENT = (0.25, 0.5, 0.25)
+PATCH_SIDE = (0.2, 0.5)  # side of the perturbation rectangle, fraction of the image size
+PATCH_ALPHA = (0.5, 1.0)
 
 
 @dataclass
@@ -124,6 +137,26 @@ class SyntheticBatch:
 
 
 @dataclass
+class ColourPatch:
+    """The asymmetric perturbation of one image: rows ``top .. top + height − 1`` and columns
+    ``left .. left + width − 1`` become ``(1 − alpha) · image + alpha · colour``."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    colour: np.ndarray  # (3,) RGB in [0, 1]
+    alpha: float
+
+    def record(self) -> dict:
+        """The patch as a JSON-ready dict."""
+        return {
+            "top": self.top, "left": self.left, "height": self.height, "width": self.width,
+            "colour": [float(c) for c in self.colour], "alpha": float(self.alpha),
+        }  # fmt: skip
+
+
+@dataclass
 class SampleParams:
     """Every random choice of one sample (drawn by :func:`sample_params`, rendered by :func:`render_params`)."""
 
@@ -136,6 +169,8 @@ class SampleParams:
     noise: np.ndarray  # (3, S, S) standard normal
     noise_sigma: float
     jpeg_quality: int  # 0: no JPEG compression
+    patch: ColourPatch | None = None  # the asymmetric perturbation, None when off
+    category: str = "face"  # a name of :data:`.synthetic_categories.CATEGORIES`
 
 
 def sample_view(rng: np.random.Generator) -> np.ndarray:
@@ -158,18 +193,49 @@ def _exposure(rng: np.random.Generator, skin: np.ndarray, light: np.ndarray) -> 
     return np.float32(np.clip(rng.uniform(0.4, 0.65) / typical, 0.8, 1.6))
 
 
-def sample_params(rng: np.random.Generator, size: int = 64) -> SampleParams:
-    """Draw every random choice of one sample of ``size`` pixels from ``rng``."""
-    shape = shapes.sample_shape(rng)
-    albedo = textures.sample_albedo(rng)
+def sample_patch(rng: np.random.Generator, size: int) -> ColourPatch:
+    """A rectangle of a random colour inside a ``size``-pixel image, sides and alpha from :data:`PATCH_SIDE` and
+    :data:`PATCH_ALPHA`."""
+    height, width = (max(1, round(rng.uniform(*PATCH_SIDE) * size)) for _ in range(2))
+    top, left = int(rng.integers(0, size - height + 1)), int(rng.integers(0, size - width + 1))
+    colour = rng.uniform(0.0, 1.0, 3).astype(np.float32)
+    return ColourPatch(top, left, height, width, colour, float(rng.uniform(*PATCH_ALPHA)))
+
+
+def blend_patch(image: torch.Tensor, patch: ColourPatch) -> torch.Tensor:
+    """(3, H, W) image in [0, 1] with ``patch`` alpha-blended onto it (a new tensor)."""
+    out = image.clone()
+    rows, cols = slice(patch.top, patch.top + patch.height), slice(patch.left, patch.left + patch.width)
+    colour = torch.from_numpy(patch.colour).to(image.dtype).view(3, 1, 1)
+    out[:, rows, cols] = (1.0 - patch.alpha) * image[:, rows, cols] + patch.alpha * colour
+    return out
+
+
+def sample_params(
+    rng: np.random.Generator, size: int = 64, perturb: bool = False, category: str = "face"
+) -> SampleParams:
+    """Draw every random choice of one sample of ``size`` pixels of ``category`` from ``rng``; ``perturb`` adds a
+    :class:`ColourPatch`, drawn last so that the other choices do not depend on it."""
+    kind = get_category(category)
+    shape = kind.sample_shape(rng)
+    albedo = kind.sample_albedo(rng)
     view, light = sample_view(rng), sample_light(rng)
-    albedo["white_balance"] = albedo["white_balance"] * _exposure(rng, albedo["skin"], light)
+    albedo["white_balance"] = albedo["white_balance"] * _exposure(rng, albedo[kind.base_colour], light)
     background = textures.sample_background(rng, 2 * size + 1)
     blur = rng.uniform(*BLUR_RANGE) if rng.random() < BLUR_PROB else 0.0
     noise_sigma = rng.uniform(*NOISE_RANGE)
     noise = rng.standard_normal((3, size, size)).astype(np.float32)
     quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) * (rng.random() < JPEG_PROB)
-    return SampleParams(shape, albedo, view, light, background, blur, noise, noise_sigma, quality)
+    patch = sample_patch(rng, size) if perturb else None
+    return SampleParams(shape, albedo, view, light, background, blur, noise, noise_sigma, quality, patch, category)
+
+
+def _category(params: Sequence[SampleParams]) -> Category:
+    """The category of a batch of samples, which must all share it (one mesh layout per batch)."""
+    names = sorted({p.category for p in params})
+    if len(names) != 1:
+        raise ValueError(f"a batch renders samples of one category, got {names}")
+    return get_category(names[0])
 
 
 def _stack(params: Sequence[SampleParams]):
@@ -181,15 +247,16 @@ def _stack(params: Sequence[SampleParams]):
     return shape, tex, view, light
 
 
-def _surface_colour(attrs: torch.Tensor, light: torch.Tensor, shape, tex, aa: float):
-    """Albedo and shaded colour from interpolated ``(x, y, is_neck, nx, ny, nz)`` (B, 6, H, W).
+def _surface_colour(attrs: torch.Tensor, light: torch.Tensor, shape, tex, aa: float, albedo_fn):
+    """Albedo (by the category's ``albedo_fn``) and shaded colour from interpolated ``(x, y, is_neck, nx, ny, nz)``
+    (B, 6, H, W); ``is_neck`` marks the category's second part (a face's neck, a car's tyres).
 
     Returns:
         albedo (B, 3, H, W) and ``albedo · (ka + kd · max(0, ⟨n, l⟩))`` (B, 3, H, W).
     """
     b, _, h, w = attrs.shape
     x, y, neck = (attrs[:, k].reshape(b, -1) for k in range(3))
-    alb = textures.albedo(x, y, neck > 0.5, tex, shape, aa).view(b, 3, h, w)
+    alb = albedo_fn(x, y, neck > 0.5, tex, shape, aa).view(b, 3, h, w)
     normal = attrs[:, 3:6].permute(0, 2, 3, 1)  # (B, H, W, 3) interpolated vertex normals, re-normalised
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp(min=1e-8)
     diffuse = diffuse_shading(normal, light_direction(light[:, 2:4]))
@@ -222,14 +289,16 @@ def _fill_uncovered(colour: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def _composite(colour, centre_mask, fine_mask, background, params) -> torch.Tensor:
     """Anti-aliased composite: sub-pixel coverage (tent filter) blends the object's pixel colour over the
-    sub-pixel background; then per-sample blur and noise, clipped to [0, 1]. Returns (B, 3, S, S)."""
+    sub-pixel background; then per-sample blur and noise, clipped to [0, 1], JPEG, and the sample's colour patch
+    if it has one. Returns (B, 3, S, S)."""
     covered = fine_mask.unsqueeze(1).to(colour.dtype)  # (B, 1, 2S+1, 2S+1)
     coverage = _tent(covered)
     image = coverage * _fill_uncovered(colour, centre_mask) + _tent((1.0 - covered) * background)
     out = []
     for k, p in enumerate(params):
         blurred = gaussian_blur(image[k], p.blur, padding="replicate")
-        out.append(_jpeg((blurred + p.noise_sigma * torch.from_numpy(p.noise)).clamp(0.0, 1.0), p.jpeg_quality))
+        final = _jpeg((blurred + p.noise_sigma * torch.from_numpy(p.noise)).clamp(0.0, 1.0), p.jpeg_quality)
+        out.append(final if p.patch is None else blend_patch(final, p.patch))
     return torch.stack(out)
 
 
@@ -265,16 +334,18 @@ def render_params(
     """
     if any(p.background.shape[-1] != 2 * size + 1 or p.noise.shape[-1] != size for p in params):
         raise ValueError(f"samples must be drawn by sample_params(rng, size={size}) for a {size}-pixel render")
+    kind = _category(params)
     shape, tex, view, light = _stack(params)
     aa = 0.3 / focal_length(size, fov)  # a quarter-pixel-ish footprint at depth 1, metres
-    points, normals, is_head = shapes.object_mesh(shape, size)  # canonical frame
-    faces = shapes.object_faces(size)
+    points, normals, is_head = kind.object_mesh(shape, size)  # canonical frame
+    faces = kind.object_faces(size)
     attrs = _vertex_attributes(points, normals, is_head)
     screen = project(transform_points(points, view), size, fov)  # (B, N, 3) pixel coordinates
     fine = torch.cat([2.0 * screen[..., :2] + 1.0, screen[..., 2:]], dim=-1)  # sub-pixel coordinates
     fine_fragments = rasterize(fine, faces, 2 * size + 1, 2 * size + 1)
     centres = Fragments(fine_fragments.face_index[:, 1::2, 1::2])  # sub-pixel (2i+1, 2j+1) is pixel (i, j)
-    _, colour = _surface_colour(interpolate_attributes(screen, faces, centres, attrs), light, shape, tex, aa)
+    centre_attrs = interpolate_attributes(screen, faces, centres, attrs)
+    _, colour = _surface_colour(centre_attrs, light, shape, tex, aa, kind.albedo)
     background = torch.stack([p.background for p in params])
     image = _composite(colour, centres.mask, fine_fragments.mask, background, params)
     batch = SyntheticBatch(image=image, depth=None, mask=None, view=view, light=light)
@@ -286,7 +357,7 @@ def render_params(
         frontal_fragments = rasterize(frontal, faces, size, size)
         batch.canonical_depth = interpolate_depth(frontal, faces, frontal_fragments, background=float("nan"))
         frontal_attrs = interpolate_attributes(frontal, faces, frontal_fragments, attrs)
-        alb, _ = _surface_colour(frontal_attrs, light, shape, tex, aa)
+        alb, _ = _surface_colour(frontal_attrs, light, shape, tex, aa, kind.albedo)
         batch.albedo = alb * frontal_fragments.mask.unsqueeze(1)
     return batch
 
@@ -297,9 +368,10 @@ def mesh_in_view(params: Sequence[SampleParams], size: int = 64) -> tuple[torch.
     Returns:
         vertices (B, N, 3) and faces (F, 3) long.
     """
+    kind = _category(params)
     shape, _, view, _ = _stack(params)
-    points, _, _ = shapes.object_mesh(shape, size)
-    return transform_points(points, view), shapes.object_faces(size)
+    points, _, _ = kind.object_mesh(shape, size)
+    return transform_points(points, view), kind.object_faces(size)
 
 
 def render_batch(
@@ -308,14 +380,20 @@ def render_batch(
     fov: float = FOV_DEGREES,
     depth: bool = True,
     canonical: bool = True,
+    perturb: bool = False,
+    category: str = "face",
 ) -> SyntheticBatch:
-    """Draw and render one sample per generator (sample k depends on ``rngs[k]`` only), see :func:`render_params`."""
-    return render_params([sample_params(rng, size) for rng in rngs], size, fov, depth, canonical)
+    """Draw and render one sample of ``category`` per generator (sample k depends on ``rngs[k]`` only), see
+    :func:`render_params`; ``perturb`` adds the asymmetric perturbation (:func:`sample_patch`)."""
+    params = [sample_params(rng, size, perturb, category) for rng in rngs]
+    return render_params(params, size, fov, depth, canonical)
 
 
-def render_sample(rng: np.random.Generator, size: int = 64, fov: float = FOV_DEGREES) -> SyntheticSample:
+def render_sample(
+    rng: np.random.Generator, size: int = 64, fov: float = FOV_DEGREES, category: str = "face"
+) -> SyntheticSample:
     """Draw and render one sample with every ground-truth field (identical to ``render_batch([rng])``)."""
-    return render_batch([rng], size, fov).sample(0)
+    return render_batch([rng], size, fov, category=category).sample(0)
 
 
 def sample_generator(seed: int, split: int, index: int) -> np.random.Generator:

@@ -1,4 +1,5 @@
-"""Writing the built-in synthetic face dataset to disk (``unsup3d synth``): images, exact depth, masks, views.
+"""Writing the built-in synthetic dataset (faces or cars) to disk (``unsup3d synth``): images, exact depth,
+masks, views.
 
 The samples themselves come from :mod:`unsup3d.data.synthetic`; this module lays them out in files, in
 parallel processes for large sets.
@@ -13,26 +14,42 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unsup3d.data import synthetic_shapes as shapes
 from unsup3d.data.synthetic import (
     GENERATOR_VERSION,
     LIGHT_RANGES,
     MAX_KA_PLUS_KD,
+    PATCH_ALPHA,
+    PATCH_SIDE,
     POSE_RANGES,
-    render_batch,
+    render_params,
     sample_generator,
+    sample_params,
     to_uint8,
 )
+from unsup3d.data.synthetic_categories import get_category
+from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, VISIBILITY_TOLERANCE, face_keypoints
 from unsup3d.geometry import FOV_DEGREES, focal_length
 
 
-def _write_chunk(out_dir: Path, split: int, start: int, stop: int, width: int, seed: int, size: int, fov: float):
+def _write_chunk(
+    out_dir: Path,
+    split: int,
+    start: int,
+    stop: int,
+    width: int,
+    seed: int,
+    size: int,
+    fov: float,
+    perturb: bool,
+    category: str,
+):
     """Render samples ``start .. stop-1`` of a split and write their files; returns the test meta records."""
     from PIL import Image
 
     test = split == 1
-    rngs = [sample_generator(seed, split, k) for k in range(start, stop)]
-    batch = render_batch(rngs, size, fov, depth=test, canonical=False)
+    params = [sample_params(sample_generator(seed, split, k), size, perturb, category) for k in range(start, stop)]
+    batch = render_params(params, size, fov, depth=test, canonical=False)
+    keypoints = face_keypoints(params, size, fov) if test and category == "face" else None
     records = []
     for k in range(stop - start):
         name = f"{start + k:0{width}d}"
@@ -43,7 +60,12 @@ def _write_chunk(out_dir: Path, split: int, start: int, stop: int, width: int, s
         image.save(out_dir / "test" / "image" / f"{name}.png")
         np.save(out_dir / "test" / "depth" / f"{name}.npy", batch.depth[k].numpy().astype(np.float32))
         Image.fromarray(batch.mask[k].numpy().astype(np.uint8) * 255).save(out_dir / "test" / "mask" / f"{name}.png")
-        records.append({"name": name, "view": batch.view[k].tolist(), "light": batch.light[k].tolist()})
+        record = {"name": name, "view": batch.view[k].tolist(), "light": batch.light[k].tolist()}
+        if keypoints is not None:
+            record["keypoints"] = keypoints.record(k)
+        if perturb:
+            record["patch"] = params[k].patch.record()
+        records.append(record)
     return stop - start, records
 
 
@@ -70,11 +92,15 @@ def _run_chunks(jobs: list[tuple], workers: int, bar):
             yield from records
 
 
-def dataset_description(n_train: int, n_test: int, size: int, seed: int, fov: float) -> dict:
-    """The ``dataset.json`` record: generator, version, seed, counts, camera and distribution."""
+def dataset_description(
+    n_train: int, n_test: int, size: int, seed: int, fov: float, perturb: bool = False, category: str = "face"
+) -> dict:
+    """The ``dataset.json`` record: generator, version, category, seed, counts, camera, distribution, keypoints
+    (faces only, else None) and the perturbation (None when off)."""
     return {
         "generator": "unsup3d.data.synthetic",
         "version": GENERATOR_VERSION,
+        "category": category,
         "seed": seed,
         "n_train": n_train,
         "n_test": n_test,
@@ -93,7 +119,28 @@ def dataset_description(n_train: int, n_test: int, size: int, seed: int, fov: fl
         "pose_ranges": {k: list(v) for k, v in POSE_RANGES.items()},
         "light_ranges": {k: list(v) for k, v in LIGHT_RANGES.items()},
         "max_ka_plus_kd": MAX_KA_PLUS_KD,
-        "shape_ranges": {k: list(v) for k, v in shapes.SHAPE_RANGES.items()},
+        "shape_ranges": {k: list(v) for k, v in get_category(category).shape_ranges.items()},
+        "keypoints": None
+        if category != "face"
+        else {
+            "names": list(FACE_KEYPOINTS),
+            "file": "test/meta.jsonl, key 'keypoints': 'uv', 'depth', 'visible', one entry per name",
+            "uv": "pixel coordinates (column, row) in the image, pixel centres at integers",
+            "depth": "exact camera depth of the keypoint (a head-mesh vertex) in the input view",
+            "visible": f"nothing nearer than {VISIBILITY_TOLERANCE} on its ray, and uv inside [0, S-1]^2",
+            "sides": "left/right are image sides in the canonical (frontal) view: left is -x",
+        },
+        "perturbation": _perturbation_description() if perturb else None,
+    }
+
+
+def _perturbation_description() -> dict:
+    return {
+        "kind": "one axis-aligned rectangle of a uniform random RGB colour per image, train and test",
+        "side_fraction": list(PATCH_SIDE),
+        "alpha": list(PATCH_ALPHA),
+        "blend": "(1 - alpha) * image + alpha * colour on the finished image, after noise and JPEG",
+        "file": "test/meta.jsonl, key 'patch': top, left, height, width (pixels), colour, alpha",
     }
 
 
@@ -107,16 +154,20 @@ def write_dataset(
     progress: bool = True,
     batch_size: int = 64,
     workers: int | None = None,
+    perturb: bool = False,
+    category: str = "face",
 ) -> Path:
-    """Write a synthetic dataset.
+    """Write a synthetic dataset of ``category`` (a name of :data:`.synthetic_categories.CATEGORIES`).
 
     Layout: ``train/<name>.png`` (images only), ``test/image/<name>.png``, ``test/depth/<name>.npy`` (float32
-    (S, S), NaN background), ``test/mask/<name>.png`` (0/255), ``test/meta.jsonl`` (name, view, light per line),
-    ``dataset.json`` and ``README.txt``. Names are zero-padded indices (``00000``). Train and test samples come
-    from disjoint generator streams (:func:`sample_generator`); the output is deterministic for a seed and
-    independent of ``batch_size``.
+    (S, S), NaN background), ``test/mask/<name>.png`` (0/255), ``test/meta.jsonl`` (name, view, light,
+    keypoints for faces and, when perturbed, the patch per line), ``dataset.json`` and ``README.txt``. Names are
+    zero-padded indices (``00000``). Train and test samples come from disjoint generator streams
+    (:func:`sample_generator`); the output is deterministic for a seed and independent of ``batch_size``.
 
     Args:
+        perturb: the asymmetric perturbation of the paper's Table 4 on every image (see
+            :mod:`unsup3d.data.synthetic`); the images of an unperturbed set do not depend on this option.
         workers: processes rendering in parallel (one torch thread each); default: up to 2 (the CPU count) for
             more than 1000 samples, else 1 (in this process).
     Returns:
@@ -124,17 +175,18 @@ def write_dataset(
     """
     from tqdm import tqdm
 
+    get_category(category)  # an unknown name fails before any file is written
     out = Path(out_dir)
     for sub in ("train", "test/image", "test/depth", "test/mask"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    description = dataset_description(n_train, n_test, size, seed, fov)
+    description = dataset_description(n_train, n_test, size, seed, fov, perturb, category)
     (out / "dataset.json").write_text(json.dumps(description, indent=2) + "\n")
     (out / "README.txt").write_text(_readme(description))
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if n_train + n_test > 1000 else 1
     width = max(5, len(str(max(n_train, n_test, 1) - 1)))
     jobs = [
-        (out, split, start, min(start + batch_size, count), width, seed, size, fov)
+        (out, split, start, min(start + batch_size, count), width, seed, size, fov, perturb, category)
         for split, count in ((0, n_train), (1, n_test))
         for start in range(0, count, batch_size)
     ]
@@ -147,14 +199,33 @@ def write_dataset(
 
 def _readme(description: dict) -> str:
     return (
-        f"unsup3d synthetic faces (generator version {description['version']}, seed {description['seed']})\n"
+        f"unsup3d synthetic {get_category(description['category']).plural} "
+        f"(generator version {description['version']}, seed {description['seed']})\n"
         f"{description['n_train']} training images in train/, {description['n_test']} test samples in test/.\n"
         f"Images {description['size']}x{description['size']} RGB PNG, "
         f"field of view {description['camera']['fov_deg']} deg.\n"
         "test/depth/*.npy: float32 exact depth of the object in the input view, NaN on the background.\n"
         "test/mask/*.png: 255 where the object covers the pixel centre (= isfinite(depth)).\n"
-        "test/meta.jsonl: true view (rx, ry, rz, tx, ty, tz) and light (ka, kd, lx, ly) per sample.\n"
+        "test/meta.jsonl: true view (rx, ry, rz, tx, ty, tz) and light (ka, kd, lx, ly) per sample, and\n"
+        f"{_keypoint_line(description['keypoints'])}"
+        f"{_perturbation_line(description['perturbation'])}"
         f"View convention: {description['view_convention']}.\n"
         f"Light model: {description['light_model']}.\n"
         "Full parameter ranges: dataset.json. Generated by unsup3d.data.synthetic.write_dataset.\n"
+    )
+
+
+def _keypoint_line(keypoints: dict | None) -> str:
+    if keypoints is None:
+        return "no keypoints (they are defined for faces only).\n"
+    return f"{len(keypoints['names'])} face keypoints (pixel uv, true depth, visibility: dataset.json).\n"
+
+
+def _perturbation_line(perturbation: dict | None) -> str:
+    if perturbation is None:
+        return "No asymmetric perturbation.\n"
+    (low, high), (alpha_low, alpha_high) = perturbation["side_fraction"], perturbation["alpha"]
+    return (
+        f"Asymmetric perturbation: every image has one random colour rectangle, sides {low:.0%}-{high:.0%} of the "
+        f"image, alpha {alpha_low}-{alpha_high} (test rectangles in test/meta.jsonl).\n"
     )

@@ -21,11 +21,13 @@ from unsup3d.checkpoint import CheckpointError, load_latest, resume_point, save_
 from unsup3d.config import Config
 from unsup3d.data import ImageFolderDataset, PairedDepthDataset
 from unsup3d.data.cache import CachedImageDataset, open_cache
+from unsup3d.diagnostics import fired
 from unsup3d.engine import distributed
 from unsup3d.engine.schedule import EpochBatchSampler
-from unsup3d.engine.training import Training, build_training, configure_process, train_step
+from unsup3d.engine.supervised import supervised_terms
+from unsup3d.engine.training import DepthOnly, Training, build_training, configure_process, train_step
 from unsup3d.engine.writer import RunWriter
-from unsup3d.evaluation import eval_mode, evaluate_depth
+from unsup3d.evaluation import eval_mode, evaluate_collapse, evaluate_depth
 from unsup3d.files import ensure_writable_folder
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image
 
@@ -38,7 +40,9 @@ class TrainingError(RuntimeError):
 
 
 class Trainer:
-    """Trains the photo-geometric autoencoder on ``config.data.train_dir``, writing into ``run_dir``."""
+    """Trains the photo-geometric autoencoder on ``config.data.train_dir``, writing into ``run_dir``; with
+    ``train.supervised``, its depth network on the image/depth pairs of that folder
+    (:mod:`unsup3d.engine.supervised`)."""
 
     def __init__(self, config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> None:
         if config.data.train_dir is None:
@@ -58,7 +62,8 @@ class Trainer:
         if self.job.is_main:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         self._stop_signal: str | None = None
-        if config.train.depth_prior_iterations >= config.train.iterations:
+        self._warned: set[str] = set()  # collapse detectors already reported in this run
+        if config.train.depth_prior_iterations >= config.train.iterations and not config.train.supervised:
             log.warning(
                 "train.depth_prior_iterations (%d) >= train.iterations (%d): the run only fits the depth prior",
                 config.train.depth_prior_iterations,
@@ -81,6 +86,24 @@ class Trainer:
     # ------------------------------------------------------------------ data
     def _datasets(self):
         data, size = self.config.data, self.config.model.image_size
+        if self.config.train.supervised:  # image/depth pairs (PairedDepthDataset logs images without depth)
+            full = PairedDepthDataset(data.train_dir, size, data.crop)
+            val = None if data.val_dir is None else PairedDepthDataset(data.val_dir, size, data.crop)
+        else:
+            full = self._training_images()
+            val = None if data.val_dir is None else ImageFolderDataset(data.val_dir, size, data.crop)
+        if val is not None:
+            return full, val
+        count = int(len(full) * data.val_fraction)
+        if count == 0:
+            return full, None
+        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(12345)).tolist()
+        return Subset(full, order[count:]), Subset(full, order[:count])
+
+    def _training_images(self) -> ImageFolderDataset | CachedImageDataset:
+        """The readable images of ``data.train_dir`` (unreadable ones reported and skipped), cached as
+        ``data.cache_dir`` says."""
+        data, size = self.config.data, self.config.model.image_size
         full = ImageFolderDataset(data.train_dir, size, data.crop)
         skipped = full.scan(progress=self.progress and len(full) >= 1000)
         if skipped and self.job.is_main:
@@ -95,13 +118,7 @@ class Trainer:
             )
         if data.cache_dir is not None:
             full = self._cached(full, data.cache_dir)
-        if data.val_dir is not None:
-            return full, ImageFolderDataset(data.val_dir, size, data.crop)
-        count = int(len(full) * data.val_fraction)
-        if count == 0:
-            return full, None
-        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(12345)).tolist()
-        return Subset(full, order[count:]), Subset(full, order[:count])
+        return full
 
     def _cached(self, dataset: ImageFolderDataset, cache_dir: str) -> CachedImageDataset:
         """The memory-mapped cache of ``dataset``, built by rank 0 while the other ranks wait."""
@@ -131,16 +148,16 @@ class Trainer:
             persistent_workers=train.num_workers > 0,
         )
 
-    def augment(self, images: torch.Tensor) -> torch.Tensor:
+    def augment(self, maps: torch.Tensor) -> torch.Tensor:
         """Horizontal flips with p = 0.5 drawn from (seed, iteration) for the global batch; this rank's share
-        of them: (B / world size, 3, S, S) → same."""
+        of them: (B / world size, ..., S) images (or their depth maps: the same flips in one iteration) → same."""
         if not self.config.data.hflip:
-            return images
+            return maps
         generator = torch.Generator().manual_seed(self.config.train.seed * 7919 + self.iteration)
-        local = images.shape[0]
+        local = maps.shape[0]
         flip = torch.rand(local * self.job.world_size, generator=generator) < 0.5
-        flip = flip[self.job.rank * local : (self.job.rank + 1) * local].to(images.device)
-        return torch.where(flip[:, None, None, None], images.flip(-1), images)
+        flip = flip[self.job.rank * local : (self.job.rank + 1) * local].to(maps.device)
+        return torch.where(flip.view(-1, *[1] * (maps.dim() - 1)), maps.flip(-1), maps)
 
     # ------------------------------------------------------------------ loop
     def fit(self, until: int | None = None, minutes: float | None = None) -> None:
@@ -162,7 +179,8 @@ class Trainer:
         try:
             for batch in self._loader():
                 images = self.augment(batch["image"].to(self.device, non_blocking=True))
-                terms = self.train_step(images)
+                depth = self.augment(batch["depth"].to(self.device)) if self.config.train.supervised else None
+                terms = self.train_step(images, depth)
                 if terms is None:
                     nonfinite += 1
                     if nonfinite >= MAX_NONFINITE_STEPS:
@@ -185,10 +203,10 @@ class Trainer:
                 writer.close()
             _restore_signal_handlers(handlers)
 
-    def train_step(self, images: torch.Tensor) -> dict[str, float] | None:
-        """One optimiser step on (B, 3, S, S) images (:func:`unsup3d.engine.training.train_step`); None if it
-        was skipped for a non-finite loss or gradient."""
-        return train_step(self.training, images, self.iteration, lambda ok: self.job.all(ok, self.device))
+    def train_step(self, images: torch.Tensor, depth: torch.Tensor | None = None) -> dict[str, float] | None:
+        """One optimiser step on (B, 3, S, S) images, with their (B, S, S) ground-truth depth in supervised runs
+        (:func:`unsup3d.engine.training.train_step`); None if it was skipped for a non-finite loss or gradient."""
+        return train_step(self.training, images, self.iteration, lambda ok: self.job.all(ok, self.device), depth)
 
     def _record(self, writer: RunWriter | None, terms: dict[str, float], bar) -> None:
         """Logs (loss terms averaged over ranks), checkpoints, validation and images, written by rank 0."""
@@ -203,7 +221,9 @@ class Trainer:
         if writer is None:
             return
         if iteration % train.validate_every == 0:
-            writer.scalars(iteration, self.validate(), "val")
+            values = self.validate()
+            writer.scalars(iteration, values, "val")
+            self._warn_collapse(values)
         if iteration % train.image_log_every == 0 and self.val_set is not None:
             writer.images(iteration, self.visualize())
 
@@ -215,10 +235,14 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean validation loss terms and, with ``data.eval_dir``, mean SIDE and MAD."""
+        """Mean validation loss terms, the collapse statistics of the validation images
+        (:mod:`unsup3d.diagnostics`; not in supervised runs) and, with ``data.eval_dir``, mean SIDE and MAD."""
         results: dict[str, float] = {}
         if self.val_set is not None:
             results.update(self._validation_loss())
+            if not self.config.train.supervised:
+                size = self.config.train.batch_size
+                results.update(evaluate_collapse(self.model, self.val_set, size, self.device))
         if self.eval_set is not None:
             scores = evaluate_depth(self.model, self.eval_set, self.config.train.batch_size, self.device)
             results.update({k: float(v.nanmean()) for k, v in scores.items()})
@@ -231,11 +255,35 @@ class Trainer:
         with eval_mode(self.model):
             for batch in DataLoader(self.val_set, batch_size=self.config.train.batch_size):
                 images = batch["image"].to(self.device)
-                terms = self.objective(self.model(images), images, self.iteration)
+                if self.config.train.supervised:
+                    terms = supervised_terms(DepthOnly(self.model)(images), batch["depth"].to(self.device))
+                else:
+                    terms = self.objective(self.model(images), images, self.iteration)
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + float(value) * images.shape[0]
                 count += images.shape[0]
         return {k: v / count for k, v in sums.items()}
+
+    def _warn_collapse(self, values: dict[str, float]) -> None:
+        """Warn once per run for each collapse detector that fires on validation ``values``, from the end of the
+        depth-prior iterations on (before that only the depth network trains)."""
+        if self.iteration <= self.config.train.depth_prior_iterations:
+            return
+        for detector in fired(values):
+            if detector.name in self._warned:
+                continue
+            self._warned.add(detector.name)
+            log.warning(
+                "collapse detector '%s' fires at iteration %d: %s (%s = %.4g, allowed [%.4g, %.4g]; "
+                "see unsup3d.diagnostics)",
+                detector.name,
+                self.iteration,
+                detector.meaning,
+                detector.statistic,
+                values[detector.statistic],
+                detector.low,
+                detector.high,
+            )
 
     @torch.no_grad()
     def visualize(self, count: int = 8) -> dict[str, torch.Tensor]:

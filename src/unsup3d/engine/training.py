@@ -18,6 +18,7 @@ from torch import nn
 
 from unsup3d.config import Config, TrainConfig
 from unsup3d.engine.schedule import learning_rate
+from unsup3d.engine.supervised import fix_view_and_appearance, supervised_terms
 from unsup3d.losses import Objective, depth_prior_loss, view_loss
 from unsup3d.model import PhotoGeometricAutoencoder, Prediction, ellipsoid_depth
 from unsup3d.nets import build_perceptual
@@ -41,8 +42,9 @@ def configure_process(train: TrainConfig) -> None:
 
 
 class DepthOnly(nn.Module):
-    """The canonical-depth branch of a model as a module of its own (for the depth-prior iterations, so that
-    DistributedDataParallel sees them as a forward pass): (B, 3, S, S) images in [0, 1] → (B, S, S) depth."""
+    """The canonical-depth branch of a model as a module of its own (for the depth-prior iterations and supervised
+    training, so that DistributedDataParallel sees them as a forward pass): (B, 3, S, S) images in [0, 1] →
+    (B, S, S) depth."""
 
     def __init__(self, model: PhotoGeometricAutoencoder) -> None:
         super().__init__()
@@ -61,8 +63,8 @@ class Training:
     """The model, objective and optimiser of a run, and how its forward passes are wrapped.
 
     ``wrap`` turns a module into what the step calls (DistributedDataParallel in a multi-process job, else the
-    module itself); the depth-only module of the prior iterations is wrapped on first use, so runs without prior
-    iterations (or resumed past them) never build it.
+    module itself); the depth-only module of the prior iterations (and of supervised training) is wrapped on first
+    use, so runs without prior iterations (or resumed past them) never build it.
     """
 
     config: Config
@@ -81,9 +83,24 @@ class Training:
             self._forward = self.wrap(self.model)
         return self._forward
 
-    def loss_terms(self, images: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
+    @property
+    def depth_forward(self) -> nn.Module:
+        """The (wrapped) :class:`DepthOnly` module of the model, built on first use (every rank gets there at the
+        same iteration, as DDP's wrapping needs)."""
+        if self._depth_forward is None:
+            self._depth_forward = self.wrap(DepthOnly(self.model))
+        return self._depth_forward
+
+    def loss_terms(
+        self, images: torch.Tensor, iteration: int, depth: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The loss of step ``iteration`` on (B, 3, S, S) images in [0, 1]: the depth prior during the first
-        ``train.depth_prior_iterations`` steps, then the objective."""
+        ``train.depth_prior_iterations`` steps, then the objective. With ``train.supervised``: the L1 distance to
+        ``depth``, the images' (B, S, S) ground truth (:mod:`unsup3d.engine.supervised`)."""
+        if self.config.train.supervised:
+            if depth is None:
+                raise ValueError("supervised training needs the ground-truth depth of each batch")
+            return supervised_terms(self.depth_forward(images), depth)
         if iteration >= self.config.train.depth_prior_iterations:
             pred = self.forward(images)
             terms = self.objective(pred, images, iteration)
@@ -92,11 +109,10 @@ class Training:
                 terms["view_cycle"] = view_cycle_loss(self.model, pred, images)
                 terms["total"] = terms["total"] + lam_cycle * terms["view_cycle"]
             return terms
-        if self._depth_forward is None:  # every rank gets here at the same iteration, as DDP's wrapping needs
-            self._depth_forward = self.wrap(DepthOnly(self.model))
+        if self._prior_target is None:
             relief = self.config.train.depth_prior_relief
             self._prior_target = ellipsoid_depth(self.config.model, relief).to(images.device)
-        loss = depth_prior_loss(self._depth_forward(images), self._prior_target)
+        loss = depth_prior_loss(self.depth_forward(images), self._prior_target)
         return {"total": loss, "depth_prior": loss}
 
 
@@ -129,14 +145,18 @@ def view_cycle_loss(model: PhotoGeometricAutoencoder, pred: Prediction, images: 
 
 def build_training(config: Config, device: torch.device | str = "cpu", perceptual: nn.Module | None = None) -> Training:
     """The model (channels-last and compiled as ``train`` says), the objective with its perceptual network, and
-    Adam, on ``device``. Call :func:`configure_process` first for a seeded initialisation.
+    Adam, on ``device``. Call :func:`configure_process` first for a seeded initialisation. A ``train.supervised``
+    run's model has its view and appearance fixed (:func:`unsup3d.engine.supervised.fix_view_and_appearance`) and
+    no perceptual network.
 
     Args:
         perceptual: a feature network to use instead of building the configured pretrained one (the step
             benchmark times a randomly initialised one); ignored without a perceptual loss.
     """
     model = PhotoGeometricAutoencoder(config.model).to(device)
-    if not config.model.uses_perceptual:
+    if config.train.supervised:
+        fix_view_and_appearance(model)
+    if not config.model.uses_perceptual or config.train.supervised:
         perceptual = None
     elif perceptual is None:
         weights = config.model.vgg16_weights if config.model.perceptual == "vgg16" else None
@@ -157,12 +177,17 @@ def _agree_alone(flag: bool) -> bool:
 
 
 def train_step(
-    training: Training, images: torch.Tensor, iteration: int, agree: Callable[[bool], bool] = _agree_alone
+    training: Training,
+    images: torch.Tensor,
+    iteration: int,
+    agree: Callable[[bool], bool] = _agree_alone,
+    depth: torch.Tensor | None = None,
 ) -> dict[str, float] | None:
     """One optimiser step of ``iteration`` on (B, 3, S, S) images in [0, 1], at the scheduled learning rate.
 
     Args:
         agree: combines this process's "the loss is finite" with the other processes' (all must agree to step).
+        depth: (B, S, S) ground-truth depth of the images, for ``train.supervised`` runs.
     Returns:
         The loss terms and ``"lr"`` as floats, or None when the step was skipped because the loss or a gradient
         was not finite (parameters and optimiser state untouched).
@@ -170,7 +195,7 @@ def train_step(
     config = training.config
     training.model.train()
     with torch.autocast(images.device.type, torch.bfloat16, enabled=config.train.amp == "bf16"):
-        terms = training.loss_terms(images, iteration)
+        terms = training.loss_terms(images, iteration, depth)
     optimizer = training.optimizer
     optimizer.zero_grad(set_to_none=True)
     for group in optimizer.param_groups:
