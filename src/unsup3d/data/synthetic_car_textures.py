@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from unsup3d.data.synthetic_car_shapes import box, grille_row, lamp_row, layout
+from unsup3d.data.synthetic_paint import col, grid_noise, line, mix, pick, step
 from unsup3d.data.synthetic_shapes import gauss
-from unsup3d.data.synthetic_textures import _col, _grid_noise, _line, _mix, _pick, _step
 
 PAINTS = np.array(
     [
@@ -48,7 +48,7 @@ WIPER_PIVOTS = (-0.6, 0.15)  # wiper pivots relative to the windscreen's half-wi
 def sample_albedo(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Draw the albedo parameters of one car (colours, feature sizes, noise grids, marks)."""
     u = rng.uniform
-    paint = _pick(rng, PAINTS, 0.1)
+    paint = pick(rng, PAINTS, 0.1)
     chrome = u(0.55, 0.8)
     p = {
         "paint": paint,
@@ -112,14 +112,14 @@ def _local_grid(grid: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.T
 
 def _paint(x, y, tex, shape, lay, aa) -> torch.Tensor:
     """Paint with low-frequency and fine variation, racing stripes and a black roof (B, 3, N)."""
-    lum = _grid_noise(tex["noise_sym"], x.abs(), y) + 0.7 * _grid_noise(tex["noise_asym"], x, y)
-    lum = 1.0 + tex["paint_noise"].unsqueeze(-1) * lum + _grid_noise(tex["fine"], x, y)
-    colour = _col(tex["paint"]) * lum
+    lum = grid_noise(tex["noise_sym"], x.abs(), y) + 0.7 * grid_noise(tex["noise_asym"], x, y)
+    lum = 1.0 + tex["paint_noise"].unsqueeze(-1) * lum + grid_noise(tex["fine"], x, y)
+    colour = col(tex["paint"]) * lum
     on, offset, half = tex["stripes"][:, :3].unsqueeze(-1).unbind(1)
     stripes = _rect(x.abs() - offset - half, y - lay["y0"], half, lay["y3"] - lay["y0"], aa)
-    colour = _mix(colour, _col(tex["stripes"][:, 3:6]), on * stripes)
-    roof = _step(lay["y1"] - y, 0.0004, aa) * tex["roof"][:, :1]
-    return _mix(colour, _col(tex["roof"][:, 1:4]), roof)
+    colour = mix(colour, col(tex["stripes"][:, 3:6]), on * stripes)
+    roof = step(lay["y1"] - y, 0.0004, aa) * tex["roof"][:, :1]
+    return mix(colour, col(tex["roof"][:, 1:4]), roof)
 
 
 def _windscreen(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
@@ -127,21 +127,21 @@ def _windscreen(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
     top, bottom = lay["y1"] + 0.0015, lay["y2"] - 0.001
     along = ((y - top) / (bottom - top)).clamp(0.0, 1.0)
     half = lay["screen_hw"] * (0.9 + 0.1 * along)
-    glass = _step(half - x.abs(), 0.0006, aa) * _step(y - top, 0.0005, aa) * _step(bottom - y, 0.0005, aa)
+    glass = step(half - x.abs(), 0.0006, aa) * step(y - top, 0.0005, aa) * step(bottom - y, 0.0005, aa)
     offset, slope, width, strength = tex["reflection"].unsqueeze(-1).unbind(1)
     streak = strength * torch.exp(-0.5 * ((x - offset - slope * (y - 0.5 * (top + bottom))) / width) ** 2)
-    pane = _col(tex["glass"]) + streak.unsqueeze(1) * (0.9 - _col(tex["glass"]))
-    colour = _mix(colour, pane, glass)
+    pane = col(tex["glass"]) + streak.unsqueeze(1) * (0.9 - col(tex["glass"]))
+    colour = mix(colour, pane, glass)
     side, length, thick = tex["wipers"].unsqueeze(-1).unbind(1)
     for pivot in WIPER_PIVOTS:
         start = side * pivot * lay["screen_hw"]
         s = (x - start) * side / (length * lay["screen_hw"])  # 0 at the pivot, 1 at the tip
-        wiper = _line(y - bottom + 0.0015 + 0.004 * s, thick, aa) * _step(s, 0.02, 0.0) * _step(1 - s, 0.02, 0.0)
-        colour = _mix(colour, colour.new_full((1, 3, 1), 0.05), 0.9 * wiper)
+        wiper = line(y - bottom + 0.0015 + 0.004 * s, thick, aa) * step(s, 0.02, 0.0) * step(1 - s, 0.02, 0.0)
+        colour = mix(colour, colour.new_full((1, 3, 1), 0.05), 0.9 * wiper)
     on, sticker_side, size = tex["sticker"][:, :3].unsqueeze(-1).unbind(1)
     corner = sticker_side * (0.9 * lay["screen_hw"] - size - 0.002)
     sticker = _rect(x - corner, y - top - size - 0.002, size, size, aa)
-    return _mix(colour, _col(tex["sticker"][:, 3:6]), on * sticker)
+    return mix(colour, col(tex["sticker"][:, 3:6]), on * sticker)
 
 
 def _lamps(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
@@ -151,13 +151,13 @@ def _lamps(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
     dx = ax - shape["lamp_x"] * hw
     dy = y - lamp_row(shape, lay) - slant * dx
     lamp = _rect(dx, dy, shape["lamp_width"], shape["lamp_height"], aa)
-    colour = _mix(colour, _col(tex["lamp"]), lamp)
+    colour = mix(colour, col(tex["lamp"]), lamp)
     radius = lens * shape["lamp_height"]
-    lens_ring = _step(radius - torch.sqrt((dx + 0.3 * shape["lamp_width"]) ** 2 + dy**2), 0.0003, aa)
-    colour = _mix(colour, _col(tex["lamp"]) * 0.45, lamp * lens_ring)
+    lens_ring = step(radius - torch.sqrt((dx + 0.3 * shape["lamp_width"]) ** 2 + dy**2), 0.0003, aa)
+    colour = mix(colour, col(tex["lamp"]) * 0.45, lamp * lens_ring)
     amber = colour.new_tensor([0.95, 0.5, 0.08]).view(1, 3, 1)
     ends = _rect(dx - shape["lamp_width"] + 0.003, dy, 0.0025, shape["lamp_height"], aa)
-    return _mix(colour, amber, indicator * lamp * ends)
+    return mix(colour, amber, indicator * lamp * ends)
 
 
 def _grille(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
@@ -168,31 +168,31 @@ def _grille(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
     period, contrast, chrome = tex["slats"].unsqueeze(-1).unbind(1)
     blur = torch.exp(-2.0 * (torch.pi * aa / period) ** 2)  # Gaussian prefilter of the cosine
     slats = 1.0 + contrast * blur * torch.cos(2.0 * torch.pi * dy / period)
-    colour = _mix(colour, _col(tex["grille"]) * slats.unsqueeze(1), inside)
+    colour = mix(colour, col(tex["grille"]) * slats.unsqueeze(1), inside)
     frame = _rect(x, dy, half_x + 0.0012, half_y + 0.0012, aa) - inside
-    colour = _mix(colour, chrome.unsqueeze(1).expand(-1, 3, -1), (chrome > 0) * frame)
+    colour = mix(colour, chrome.unsqueeze(1).expand(-1, 3, -1), (chrome > 0) * frame)
     radius, shine = tex["badge"].unsqueeze(-1).unbind(1)
-    badge = _step(radius - torch.sqrt(x * x + (dy + 0.5 * half_y) ** 2), 0.0003, aa)
-    return _mix(colour, shine.unsqueeze(1).expand(-1, 3, -1), badge)
+    badge = step(radius - torch.sqrt(x * x + (dy + 0.5 * half_y) ** 2), 0.0003, aa)
+    return mix(colour, shine.unsqueeze(1).expand(-1, 3, -1), badge)
 
 
 def _bumper(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
     """Black lower bumper, air intake, fog lamps and the licence plate with random characters (B, 3, N)."""
     front, hw = shape["front_len"], shape["half_width"]
-    on, line = tex["trim"][:, :1], tex["trim"][:, 1:2]
-    colour = _mix(colour, _col(tex["trim"][:, 2:5]), on * _step(y - lay["y3"] - line * front, 0.0004, aa))
+    on, trim_top = tex["trim"][:, :1], tex["trim"][:, 1:2]
+    colour = mix(colour, col(tex["trim"][:, 2:5]), on * step(y - lay["y3"] - trim_top * front, 0.0004, aa))
     darkness, fog = tex["intake"].unsqueeze(-1).unbind(1)
     intake_y = lay["y4"] - 0.15 * front
-    colour = _mix(colour, colour * 0.15, darkness * _rect(x, y - intake_y, 0.55 * hw, 0.0035, aa))
-    fog_lamp = _step(0.0028 - torch.sqrt((x.abs() - 0.78 * hw) ** 2 + (y - intake_y) ** 2), 0.0003, aa)
-    colour = _mix(colour, _col(tex["lamp"]), fog * fog_lamp)
+    colour = mix(colour, colour * 0.15, darkness * _rect(x, y - intake_y, 0.55 * hw, 0.0035, aa))
+    fog_lamp = step(0.0028 - torch.sqrt((x.abs() - 0.78 * hw) ** 2 + (y - intake_y) ** 2), 0.0003, aa)
+    colour = mix(colour, col(tex["lamp"]), fog * fog_lamp)
     plate_on, shift, scale = tex["plate"].unsqueeze(-1).unbind(1)
     half_x, half_y = PLATE_HALF[0] * scale, PLATE_HALF[1] * scale
     dx, dy = x - shift, y - lay["y3"] - 0.7 * front
-    colour = _mix(colour, _col(tex["plate_colour"]), plate_on * _rect(dx, dy, half_x, half_y, aa))
+    colour = mix(colour, col(tex["plate_colour"]), plate_on * _rect(dx, dy, half_x, half_y, aa))
     glyphs = torch.sigmoid(_local_grid(tex["plate_text"], dx / (0.85 * half_x), dy / (0.6 * half_y)) * 4.0)
     text = plate_on * _rect(dx, dy, 0.85 * half_x, 0.6 * half_y, aa) * glyphs
-    return _mix(colour, colour.new_full((1, 3, 1), 0.06), 0.9 * text)
+    return mix(colour, colour.new_full((1, 3, 1), 0.06), 0.9 * text)
 
 
 def _marks(colour, x, y, tex, lay, aa) -> torch.Tensor:
@@ -201,19 +201,19 @@ def _marks(colour, x, y, tex, lay, aa) -> torch.Tensor:
     dx, dy = x - sx, y - sy
     along = dx * angle.cos() + dy * angle.sin()
     across = dy * angle.cos() - dx * angle.sin()
-    scratch = _line(across, width.clamp(min=1e-5), aa) * _step(length - along.abs(), 0.001, 0.0) * (width > 0)
-    colour = _mix(colour, colour * 0.4 + 0.55, 0.8 * scratch.amax(0))
+    scratch = line(across, width.clamp(min=1e-5), aa) * step(length - along.abs(), 0.001, 0.0) * (width > 0)
+    colour = mix(colour, colour * 0.4 + 0.55, 0.8 * scratch.amax(0))
     on, side, extent, strength = tex["mud"].unsqueeze(-1).unbind(1)
     splash = gauss(x, y, side * 0.05, lay["y4"], extent, 0.6 * extent)
-    splash = splash * (1.0 + _grid_noise(tex["noise_asym"], y, x)[:, 0])
+    splash = splash * (1.0 + grid_noise(tex["noise_asym"], y, x)[:, 0])
     mud = colour.new_tensor([0.3, 0.22, 0.14]).view(1, 3, 1)
-    return _mix(colour, mud, (on * strength * splash).clamp(0.0, 1.0))
+    return mix(colour, mud, (on * strength * splash).clamp(0.0, 1.0))
 
 
 def _tyre(x, y, tex) -> torch.Tensor:
     """Rubber with tread noise (B, 3, N)."""
-    tread = 1.0 + tex["tread"].unsqueeze(-1) * _grid_noise(tex["fine"], x, 3.0 * y)
-    return _col(tex["tyre"]) * tread.clamp(min=0.2)
+    tread = 1.0 + tex["tread"].unsqueeze(-1) * grid_noise(tex["fine"], x, 3.0 * y)
+    return col(tex["tyre"]) * tread.clamp(min=0.2)
 
 
 def albedo(x: torch.Tensor, y: torch.Tensor, is_tyre: torch.Tensor, tex, shape, aa: float = 0.0) -> torch.Tensor:
@@ -236,4 +236,4 @@ def albedo(x: torch.Tensor, y: torch.Tensor, is_tyre: torch.Tensor, tex, shape, 
     body = _bumper(body, x, y, tex, shape, lay, aa)
     body = _marks(body, x, y, tex, lay, aa)
     colour = torch.where(is_tyre.unsqueeze(1), _tyre(x, y, tex), body)
-    return (colour * _col(tex["white_balance"])).clamp(0.0, 1.0)
+    return (colour * col(tex["white_balance"])).clamp(0.0, 1.0)

@@ -11,12 +11,12 @@ strands on one side, and (from the shape) a tilted hairline, a one-sided fringe 
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unsup3d.data.synthetic_paint import col, grid_noise, line, mix, pick, step
 from unsup3d.data.synthetic_shapes import gauss, gauss_radius, hair_mask, layout, mouth_line
 from unsup3d.extras import require
 from unsup3d.ops import gaussian_blur
@@ -38,13 +38,7 @@ HAIR_COLOURS = np.array(
 IRIS_COLOURS = np.array(
     [[0.28, 0.16, 0.08], [0.10, 0.07, 0.05], [0.30, 0.42, 0.58], [0.32, 0.42, 0.28], [0.42, 0.32, 0.18]]
 )
-NOISE_BOX = (-0.1, 0.1, -0.15, 0.18)  # canonical x0, x1, y0, y1 covered by the noise grids
 NUM_MOLES, NUM_BLEMISHES, NUM_STRANDS = 5, 6, 3
-
-
-def _pick(rng: np.random.Generator, palette: np.ndarray, jitter: float) -> np.ndarray:
-    colour = palette[rng.integers(len(palette))] * rng.uniform(1 - jitter, 1 + jitter, 3)
-    return colour.clip(0.0, 1.0)
 
 
 def _skin(rng: np.random.Generator) -> np.ndarray:
@@ -58,7 +52,7 @@ def sample_albedo(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Draw the albedo parameters of one identity (colours, feature sizes, noise grids, marks)."""
     u = rng.uniform
     skin = _skin(rng)
-    hair = _pick(rng, HAIR_COLOURS, 0.2)
+    hair = pick(rng, HAIR_COLOURS, 0.2)
     p = {
         "skin": skin,
         "skin_noise": u(0.03, 0.09),
@@ -69,7 +63,7 @@ def sample_albedo(rng: np.random.Generator) -> dict[str, np.ndarray]:
         "redness": u(0.0, 0.35),
         "eye_shadow": u(0.0, 0.25),
         "eye": np.array([u(0.011, 0.0135), u(0.0035, 0.0055), u(0.0048, 0.006), u(0.0017, 0.0025)]),
-        "iris": _pick(rng, IRIS_COLOURS, 0.25),
+        "iris": pick(rng, IRIS_COLOURS, 0.25),
         "sclera": np.array([0.86, 0.82, 0.78]) * u(0.75, 1.0),
         "gaze": np.array([u(-0.0025, 0.0025), u(-0.001, 0.001)]),
         "brow": np.array([u(0.0025, 0.0045), u(0.5, 0.95), u(2.0, 14.0), u(0.011, 0.016)]),
@@ -112,42 +106,15 @@ def _sample_marks(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"moles": moles, "blemishes": blemishes, "patch": patch, "strands": strands}
 
 
-def _grid_noise(grid: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples (B, C, N) of noise grids (B, C, h, w) spanning :data:`NOISE_BOX` at points (B, N)."""
-    x0, x1, y0, y1 = NOISE_BOX
-    coords = torch.stack([(x - x0) * (2 / (x1 - x0)) - 1, (y - y0) * (2 / (y1 - y0)) - 1], dim=-1).unsqueeze(1)
-    return F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=True)[:, :, 0]
-
-
-def _mix(colour: torch.Tensor, target: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
-    """``colour + amount · (target − colour)``: colour (B, 3, N), target (B, 3, 1|N), amount (B, N)."""
-    return torch.lerp(colour, target.expand_as(colour), amount.unsqueeze(1))
-
-
-def _col(t: torch.Tensor) -> torch.Tensor:
-    return t.unsqueeze(-1)  # (B, 3) -> (B, 3, 1)
-
-
-def _step(d: torch.Tensor, scale: float, aa: float) -> torch.Tensor:
-    """Soft step ``sigmoid(d / s)`` across an edge at d = 0, widened by the anti-aliasing scale ``aa`` (metres)."""
-    return torch.sigmoid(d * (1.0 / math.hypot(scale, aa)))
-
-
-def _line(d: torch.Tensor, width, aa: float) -> torch.Tensor:
-    """Prefiltered thin line of Gaussian half-width ``width`` (float or (B, 1)) at distance ``d``."""
-    wide = (width * width + aa * aa) ** 0.5
-    return (width / wide) * torch.exp(-0.5 * (d / wide) ** 2)
-
-
 def _skin_layer(x, y, tex, shape, lay) -> torch.Tensor:
     """Skin with low-frequency and fine variation, redness and eye-socket darkening (B, 3, N)."""
     ax = x.abs()
-    lum = _grid_noise(tex["noise_sym"], ax, y) + 0.7 * _grid_noise(tex["noise_asym"], x, y)
-    lum = 1.0 + tex["skin_noise"].unsqueeze(-1) * lum + _grid_noise(tex["fine"], x, y)
-    colour = _col(tex["skin"]) * lum + _grid_noise(tex["chroma"], ax, y)
+    lum = grid_noise(tex["noise_sym"], ax, y) + 0.7 * grid_noise(tex["noise_asym"], x, y)
+    lum = 1.0 + tex["skin_noise"].unsqueeze(-1) * lum + grid_noise(tex["fine"], x, y)
+    colour = col(tex["skin"]) * lum + grid_noise(tex["chroma"], ax, y)
     eye_x, eye_y = shape["eye_x"], shape["eye_y"]
     red = gauss(ax, y, eye_x + 0.01, eye_y + 0.03, 0.015, 0.013) + gauss(x, y, 0, lay["nose_tip"] - 0.003, 0.006, 0.006)
-    colour = _mix(colour, colour * colour.new_tensor([1.12, 0.82, 0.82]).view(1, 3, 1), tex["redness"] * red)
+    colour = mix(colour, colour * colour.new_tensor([1.12, 0.82, 0.82]).view(1, 3, 1), tex["redness"] * red)
     shadow = tex["eye_shadow"] * gauss(ax, y, eye_x, eye_y - 0.003, 0.016, 0.01)
     return colour * (1.0 - shadow).unsqueeze(1)
 
@@ -158,15 +125,15 @@ def _eyes(colour, x, y, tex, shape, aa) -> torch.Tensor:
     dx = x.abs() - shape["eye_x"]
     dy = y - shape["eye_y"]
     half = eh * (1.0 - (dx / ew) ** 2)
-    opening = _step(half - dy.abs(), 0.0004, aa)
+    opening = step(half - dy.abs(), 0.0004, aa)
     gx, gy = tex["gaze"][:, :1], tex["gaze"][:, 1:]
     r = torch.sqrt((dx - torch.sign(x) * gx) ** 2 + (dy - gy) ** 2)
-    colour = _mix(colour, _col(tex["sclera"]), opening)
-    colour = _mix(colour, _col(tex["iris"]), opening * _step(iris_r - r, 0.0004, aa))
+    colour = mix(colour, col(tex["sclera"]), opening)
+    colour = mix(colour, col(tex["iris"]), opening * step(iris_r - r, 0.0004, aa))
     dark = colour.new_full((1, 3, 1), 0.04)
-    colour = _mix(colour, dark, opening * _step(pupil_r - r, 0.0003, aa))
-    lid = _line(dy + half, 0.0007, aa) * _step(ew - dx.abs(), 0.0005, aa)
-    return _mix(colour, dark, 0.8 * lid)
+    colour = mix(colour, dark, opening * step(pupil_r - r, 0.0003, aa))
+    lid = line(dy + half, 0.0007, aa) * step(ew - dx.abs(), 0.0005, aa)
+    return mix(colour, dark, 0.8 * lid)
 
 
 def _brows(colour, x, y, tex, shape, aa) -> torch.Tensor:
@@ -175,8 +142,8 @@ def _brows(colour, x, y, tex, shape, aa) -> torch.Tensor:
     dx = x.abs() - shape["eye_x"] + 0.002
     centre = shape["eye_y"] - offset + arch * dx * dx
     width = thick * (1.0 - 0.5 * ((dx + 0.017) * (1 / 0.038)).clamp(0, 1))
-    brow = _step(width - (y - centre).abs(), 0.0005, aa) * _step(0.021 - dx, 0.001, aa) * _step(dx + 0.017, 0.001, aa)
-    return _mix(colour, _col(tex["hair"]) * 0.8, alpha * brow)
+    brow = step(width - (y - centre).abs(), 0.0005, aa) * step(0.021 - dx, 0.001, aa) * step(dx + 0.017, 0.001, aa)
+    return mix(colour, col(tex["hair"]) * 0.8, alpha * brow)
 
 
 def _nose_and_mouth(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
@@ -184,23 +151,23 @@ def _nose_and_mouth(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
     nostril = gauss_radius(
         (x - shape["nose_bend"]).abs(), y, 0.7 * shape["nose_width"], lay["nose_tip"] + 0.004, 0.0028, 0.0016
     )
-    colour = _mix(colour, colour * 0.25, 0.9 * _step(1.0 - nostril, 0.15, 0.0))
+    colour = mix(colour, colour * 0.25, 0.9 * step(1.0 - nostril, 0.15, 0.0))
     mouth, mw, gap = mouth_line(x, shape, lay), shape["mouth_width"], 0.5 * shape["mouth_open"]
     upper = gauss(x, y, 0, mouth - 0.0035 - gap, 0.5 * mw, 0.0028)
     lips = torch.maximum(upper, gauss(x, y, 0, mouth + 0.004 + gap, 0.45 * mw, 0.0035))
-    colour = _mix(colour, _col(tex["lip"]), torch.sigmoid((lips - 0.45) * (1 / 0.06)))
+    colour = mix(colour, col(tex["lip"]), torch.sigmoid((lips - 0.45) * (1 / 0.06)))
     window = gauss(x, y, 0, mouth, 0.5 * mw, 1.0)
-    colour = _mix(colour, colour * 0.3, 0.8 * _line(y - mouth, 0.0008, aa) * window)
-    inside = _step(gap - (y - mouth).abs(), 0.0003, aa) * _step(0.42 * mw - x.abs(), 0.001, aa)
-    colour = _mix(colour, colour.new_tensor([0.22, 0.07, 0.07]).view(1, 3, 1), inside)
-    teeth = inside * _step(mouth - gap * 0.2 - y, 0.0003, aa) * (gap > 0.0015)
-    return _mix(colour, colour.new_tensor([0.85, 0.82, 0.74]).view(1, 3, 1), teeth)
+    colour = mix(colour, colour * 0.3, 0.8 * line(y - mouth, 0.0008, aa) * window)
+    inside = step(gap - (y - mouth).abs(), 0.0003, aa) * step(0.42 * mw - x.abs(), 0.001, aa)
+    colour = mix(colour, colour.new_tensor([0.22, 0.07, 0.07]).view(1, 3, 1), inside)
+    teeth = inside * step(mouth - gap * 0.2 - y, 0.0003, aa) * (gap > 0.0015)
+    return mix(colour, colour.new_tensor([0.85, 0.82, 0.74]).view(1, 3, 1), teeth)
 
 
 def _hair(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
     """Hair (top, sides, fringe) with vertical strands, an optional beard, and loose strands on one side."""
-    strands = 1.0 + tex["strand_amp"].unsqueeze(-1) * _grid_noise(tex["strand_grid"], x, y)
-    hair_colour = _col(tex["hair"]) * strands
+    strands = 1.0 + tex["strand_amp"].unsqueeze(-1) * grid_noise(tex["strand_grid"], x, y)
+    hair_colour = col(tex["hair"]) * strands
     coverage = hair_mask(x, y, shape, lay)
     beard = gauss(x, y, 0, lay["mouth"] + 0.008, 0.035, 0.03) * torch.sigmoid((y - lay["nose_tip"] - 0.006) * 500)
     coverage = torch.maximum(coverage, tex["beard"] * beard)
@@ -208,42 +175,42 @@ def _hair(colour, x, y, tex, shape, lay, aa) -> torch.Tensor:
     x0, y0, drift, bend, length, width = (v.transpose(0, 1).unsqueeze(-1) for v in tex["strands"].unbind(2))
     s = (y - hairline - y0) / length  # (K, B, N)
     curve = x0 + drift * s + bend * s * (1 - s)
-    loose = (_line(x - curve, width, aa) * _step(s, 0.05, 0.0) * _step(1 - s, 0.05, 0.0) * (width > 0)).amax(0)
-    return _mix(colour, hair_colour, torch.maximum(coverage, 0.9 * loose))
+    loose = (line(x - curve, width, aa) * step(s, 0.05, 0.0) * step(1 - s, 0.05, 0.0) * (width > 0)).amax(0)
+    return mix(colour, hair_colour, torch.maximum(coverage, 0.9 * loose))
 
 
 def _marks(colour, x, y, tex, shape, aa) -> torch.Tensor:
     """Asymmetric moles, blemishes and a coloured patch."""
     eye_y = shape["eye_y"]
     mx, my, r = (v.transpose(0, 1).unsqueeze(-1) for v in tex["moles"].unbind(2))  # (K, B, 1)
-    moles = (_step(r - torch.sqrt((x - mx) ** 2 + (y - eye_y - my) ** 2), 0.0003, aa) * (r > 0)).amax(0)
-    colour = _mix(colour, colour * colour.new_tensor([0.35, 0.25, 0.2]).view(1, 3, 1), moles)
+    moles = (step(r - torch.sqrt((x - mx) ** 2 + (y - eye_y - my) ** 2), 0.0003, aa) * (r > 0)).amax(0)
+    colour = mix(colour, colour * colour.new_tensor([0.35, 0.25, 0.2]).view(1, 3, 1), moles)
     bx, by, br, strength = (v.transpose(0, 1).unsqueeze(-1) for v in tex["blemishes"].unbind(2))
     spots = (strength * gauss(x, y, bx, eye_y + by, br, br)).amax(0)
-    colour = _mix(colour, colour * colour.new_tensor([1.1, 0.7, 0.7]).view(1, 3, 1), spots)
+    colour = mix(colour, colour * colour.new_tensor([1.1, 0.7, 0.7]).view(1, 3, 1), spots)
     px, py, rx, ry, angle, alpha = tex["patch"][:, :6].unsqueeze(-1).unbind(1)
     cos, sin = angle.cos(), angle.sin()
     dx, dy = x - px, y - eye_y - py
     radius = gauss_radius(cos * dx + sin * dy, cos * dy - sin * dx, 0, 0, rx, ry)
-    return _mix(colour, _col(tex["patch"][:, 6:9]), alpha * torch.sigmoid((1.0 - radius) * 20))
+    return mix(colour, col(tex["patch"][:, 6:9]), alpha * torch.sigmoid((1.0 - radius) * 20))
 
 
 def _glasses(colour, x, y, tex, shape, aa) -> torch.Tensor:
     """Thin frames around both eyes and a bridge (symmetric)."""
     on, thick = tex["glasses"][:, :1], tex["glasses"][:, 1:2]
     radius = gauss_radius(x.abs(), y, shape["eye_x"] + 0.002, shape["eye_y"] + 0.002, 0.021, 0.016).sqrt()
-    ring = _line((radius - 1.0) * 0.018, thick, aa)
-    bridge = _line(y - shape["eye_y"] + 0.004, thick, aa) * (x.abs() < shape["eye_x"] - 0.018)
-    return _mix(colour, _col(tex["glasses"][:, 2:5]), on * torch.maximum(ring, bridge))
+    ring = line((radius - 1.0) * 0.018, thick, aa)
+    bridge = line(y - shape["eye_y"] + 0.004, thick, aa) * (x.abs() < shape["eye_x"] - 0.018)
+    return mix(colour, col(tex["glasses"][:, 2:5]), on * torch.maximum(ring, bridge))
 
 
 def _neck(skin, x, y, tex, lay, aa) -> torch.Tensor:
     """Neck skin (darker) and optional clothing below a collar line (B, 3, N)."""
     colour = skin * tex["neck"][:, :1].unsqueeze(-1)
     on, collar, v_depth = tex["neck"][:, 1:2], tex["neck"][:, 2:3], tex["neck"][:, 3:4]
-    line = lay["chin"] + collar + v_depth * (1.0 - (x.abs() * 25).clamp(max=1.0))
-    fabric = _col(tex["neck"][:, 4:7]) * (1.0 + 0.5 * _grid_noise(tex["fine"], x, y))
-    return _mix(colour, fabric, on * _step(y - line, 0.001, aa))
+    hem = lay["chin"] + collar + v_depth * (1.0 - (x.abs() * 25).clamp(max=1.0))
+    fabric = col(tex["neck"][:, 4:7]) * (1.0 + 0.5 * grid_noise(tex["fine"], x, y))
+    return mix(colour, fabric, on * step(y - hem, 0.001, aa))
 
 
 def albedo(x: torch.Tensor, y: torch.Tensor, is_neck: torch.Tensor, tex, shape, aa: float = 0.0) -> torch.Tensor:
@@ -267,7 +234,7 @@ def albedo(x: torch.Tensor, y: torch.Tensor, is_neck: torch.Tensor, tex, shape, 
     face = _hair(face, x, y, tex, shape, lay, aa)
     face = _glasses(face, x, y, tex, shape, aa)
     colour = torch.where(is_neck.unsqueeze(1), _neck(skin, x, y, tex, lay, aa), face)
-    return (colour * _col(tex["white_balance"])).clamp(0.0, 1.0)
+    return (colour * col(tex["white_balance"])).clamp(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------------- backgrounds
