@@ -27,6 +27,7 @@ KEYS = [
     "lam_depth_curvature",
     "lam_view_cycle",
     "view_cycle_degrees",
+    "view_cycle_margin",
     "photometric",
     "supervised",
 ]

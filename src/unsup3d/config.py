@@ -70,6 +70,9 @@ class ModelConfig:
     # plus a random rotation of up to ±view_cycle_degrees per axis; the view net must recover that view.
     lam_view_cycle: float = 0.0
     view_cycle_degrees: float = 20.0
+    # Pixels by which those renderings extend the canonical maps beyond the frame (edge depth, mirrored image), so
+    # that a turn does not uncover empty borders whose width would tell the view net the turn (0: no extension).
+    view_cycle_margin: int = 16
     depth_blur: float = 0.0  # σ in pixels of a Gaussian low-pass on the raw depth (0: off, as the paper)
 
     def validate(self) -> None:
@@ -86,6 +89,7 @@ class ModelConfig:
         _check(0 <= self.depth_blur <= 8, "model.depth_blur", self.depth_blur, "[0, 8] pixels")
         _check(self.lam_depth_smooth >= 0, "model.lam_depth_smooth", self.lam_depth_smooth, ">= 0")
         _check(self.lam_view_cycle >= 0, "model.lam_view_cycle", self.lam_view_cycle, ">= 0")
+        _check(0 <= self.view_cycle_margin <= 64, "model.view_cycle_margin", self.view_cycle_margin, "[0, 64] pixels")
         _check(0 < self.view_cycle_degrees <= 90, "model.view_cycle_degrees", self.view_cycle_degrees, "(0, 90]")
         _check(self.lam_depth_curvature >= 0, "model.lam_depth_curvature", self.lam_depth_curvature, ">= 0")
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from unsup3d.config import ModelConfig
@@ -216,30 +217,51 @@ class PhotoGeometricAutoencoder(nn.Module):
         return torch.tensor([rotation] * 3 + [cfg.xy_translation_range] * 2 + [cfg.z_translation_range])
 
     def render_in_view(
-        self, canonical_depth: torch.Tensor, canonical_image: torch.Tensor, views: torch.Tensor
+        self, canonical_depth: torch.Tensor, canonical_image: torch.Tensor, views: torch.Tensor, margin: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Render (B, S, S) canonical depth with its (B, 3, S, S) canonical image in (B, 6) views.
+
+        With ``margin`` > 0 the canonical maps are first extended by that many pixels on every side (depth by
+        its edge values, the image mirrored) and rendered by the same camera over the wider field of view, and
+        the middle S × S is kept: a turn then brings the extended surface into view instead of leaving its
+        edges uncovered.
 
         Returns the (B, 3, S, S) images, zero where the surface does not cover, and the (B, S, S) mask of
         covered pixels.
         """
+        size = canonical_depth.shape[-1]
         with torch.autocast(canonical_depth.device.type, enabled=False):
-            _, image, mask = self.reproject(canonical_depth, canonical_image, views, copies=1)
-        return image, mask
+            if margin == 0:
+                _, image, mask = self.reproject(canonical_depth, canonical_image, views, copies=1)
+                return image, mask
+            pad = (margin,) * 4
+            depth = F.pad(canonical_depth.unsqueeze(1), pad, mode="replicate").squeeze(1)
+            # The same focal length, (size − 1) / 2 / tan(fov / 2) pixels, over the wider map.
+            half_width = math.tan(math.radians(self.config.fov) / 2) * (size + 2 * margin - 1) / (size - 1)
+            fov = 2 * math.degrees(math.atan(half_width))
+            _, image, mask = self.reproject(depth, F.pad(canonical_image, pad, mode="reflect"), views, 1, fov)
+        inner = slice(margin, margin + size)
+        return image[..., inner, inner], mask[..., inner, inner]
 
     def reproject(
-        self, canonical_depth: torch.Tensor, canonical_image: torch.Tensor, views: torch.Tensor, copies: int = 2
+        self,
+        canonical_depth: torch.Tensor,
+        canonical_image: torch.Tensor,
+        views: torch.Tensor,
+        copies: int = 2,
+        fov: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Π: render (kB, S, S) depth in the input view, warp the (kB, 3, S, S) canonical image, mask invalid
         pixels.
 
-        ``k`` is 2 (the second half flipped) or 1. Returns recon_depth (kB, S, S), recon_image (kB, 3, S, S),
-        and the mask (B, S, S) of pixels valid in every half.
+        ``k`` is 2 (the second half flipped) or 1; ``fov`` defaults to the model's. Returns recon_depth
+        (kB, S, S), recon_image (kB, 3, S, S), and the mask (B, S, S) of pixels valid in every half.
         """
         cfg = self.config
-        recon_depth = render_depth(canonical_depth, views, cfg.fov)
+        fov = cfg.fov if fov is None else fov
+        recon_depth = render_depth(canonical_depth, views, fov)
         recon_depth = recon_depth.clamp(cfg.near_depth, cfg.far_depth)
-        grid = inverse_warp_grid(recon_depth, views, cfg.fov)
+        grid = inverse_warp_grid(recon_depth, views, fov)
         recon_image = sample_canonical(canonical_image, grid)
         valid = (recon_depth < cfg.far_depth).float().view(copies, -1, *recon_depth.shape[1:])
         mask = valid.prod(dim=0).detach()

@@ -1,10 +1,12 @@
 import math
 
 import torch
+import torch.nn.functional as F
 
 from unsup3d.config import build_config
 from unsup3d.engine.training import build_training, view_cycle_loss
 from unsup3d.losses import view_loss
+from unsup3d.model import ellipsoid_depth
 
 TINY = {"depth_nf": 8, "albedo_nf": 8, "encoder_nf": 8, "conf_nf": 8, "autoencoder_zdim": 16, "conf_zdim": 16}
 
@@ -30,6 +32,24 @@ def test_rendering_in_the_predicted_view_is_the_reconstruction():
         image, mask = model.render_in_view(pred.recon.canonical_depth, pred.recon.canonical_image, pred.view)
     torch.testing.assert_close(image, pred.recon.image)
     torch.testing.assert_close(mask, pred.recon_mask)
+
+
+def test_rendering_with_a_margin_is_the_same_inside_and_covers_what_a_turn_uncovers():
+    model = _training().model
+    depth = ellipsoid_depth(model.config, 0.06).expand(2, 64, 64)  # a smooth face-like cap on the border plane
+    y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    image = torch.stack([x, y, 0.5 + 0.4 * torch.sin(6 * x) * torch.cos(5 * y)]).expand(2, 3, 64, 64)
+    views = torch.zeros(2, 6)
+    views[:, 1] = math.radians(30)  # the border plane, 4 cm behind the pivot, moves by about 7 pixels
+    plain, plain_mask = model.render_in_view(depth, image, views)
+    wide, wide_mask = model.render_in_view(depth, image, views, margin=16)
+    assert float(plain_mask.mean()) < 0.93 and float(wide_mask.mean()) == 1.0
+    # Away from what the plain rendering leaves uncovered (where its warp also samples beyond the frame), the
+    # extension changes nothing (up to the focal length after tan∘atan, about 1e-7 relative).
+    inside = F.max_pool2d(1 - plain_mask.unsqueeze(1), 5, 1, 2).squeeze(1) == 0
+    torch.testing.assert_close(wide.permute(0, 2, 3, 1)[inside], plain.permute(0, 2, 3, 1)[inside], atol=1e-4, rtol=0)
+    still, _ = model.render_in_view(depth, image, torch.zeros(2, 6), margin=16)  # no turn: the canonical image
+    torch.testing.assert_close(still, image, atol=1e-4, rtol=0)
 
 
 def test_view_cycle_teaches_the_view_net_only():
@@ -65,7 +85,8 @@ def test_view_cycle_targets_are_the_rendered_turns(monkeypatch):
         view_cycle_loss(model, pred, images)
     expected = pred.view.clone()
     expected[:, :3] += math.radians(15)
-    rendered, mask = model.render_in_view(pred.recon.canonical_depth, pred.recon.canonical_image.clamp(0, 1), expected)
+    canonical = pred.recon.canonical_depth, pred.recon.canonical_image.clamp(0, 1)
+    rendered, mask = model.render_in_view(*canonical, expected, model.config.view_cycle_margin)
     filled = (rendered + images * (1 - mask.unsqueeze(1))) * 2 - 1
     torch.testing.assert_close(seen["inputs"][-1], filled)
 

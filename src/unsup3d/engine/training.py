@@ -121,9 +121,13 @@ def view_cycle_loss(model: PhotoGeometricAutoencoder, pred: Prediction, images: 
 
     The batch's canonical depth and image (detached) are rendered at its predicted view (detached) turned by a
     random rotation of up to ``model.view_cycle_degrees`` about each axis, translations unchanged, over the input
-    image where the surface does not cover; the loss is the L1 distance (in units of each component's range) of
-    the view the view net reads from that rendering to the view it was rendered in. Only the view net learns from
-    it. A turn that the renderer made must be read as a turn of that size, not as a smaller turn plus a shift.
+    image where no surface covers; the loss is the L1 distance (in units of each component's range) of the view
+    the view net reads from that rendering to the view it was rendered in. Only the view net learns from it. A turn
+    that the renderer made must be read as a turn of that size, not as a smaller turn plus a shift.
+
+    The canonical maps are extended by ``model.view_cycle_margin`` pixels beyond the frame before rendering: without
+    that, a turn uncovers borders as wide as the turn, a cue the view net can read instead of the face (measured
+    without the extension: the turns predicted for the training images shrank, docs/benchmarks.md).
 
     Args:
         pred: the model's prediction for ``images`` (B, 3, S, S) in [0, 1].
@@ -137,7 +141,10 @@ def view_cycle_loss(model: PhotoGeometricAutoencoder, pred: Prediction, images: 
     target = torch.cat([torch.max(torch.min(views[:, :3] + turn, limit), -limit), views[:, 3:]], dim=1)
     canonical = pred.recon
     image, mask = model.render_in_view(
-        canonical.canonical_depth.detach(), canonical.canonical_image.detach().clamp(0, 1), target
+        canonical.canonical_depth.detach(),
+        canonical.canonical_image.detach().clamp(0, 1),
+        target,
+        model.config.view_cycle_margin,
     )
     rendered = image + images * (1 - mask.unsqueeze(1))
     return view_loss(model.predict_view(to_signed(rendered)), target, scale)
