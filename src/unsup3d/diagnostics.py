@@ -62,11 +62,12 @@ import torch
 
 from unsup3d.config import ModelConfig
 from unsup3d.conventions import ROTATION_CENTER
-from unsup3d.model import FACE_AXES, Prediction
+from unsup3d.model import BORDER_COLUMNS, FACE_AXES, Prediction, ellipse_coordinates
 from unsup3d.ops import gaussian_blur
 
 __all__ = [
     "DETECTORS",
+    "CollapseInputs",
     "Detector",
     "collapse_statistics",
     "collapse_table",
@@ -88,7 +89,6 @@ FINE_SIGMA = 1.0  # pixels: the Gaussian blur whose residual is "fine scale"
 DEPTH_NOISE = 1e-3  # fraction of the depth range: variation below it is numerical noise, not relief
 MIN_CORRELATION_IMAGES = 16
 LIMIT_FRACTION = 0.95  # a translation at this fraction of its range is at the limit
-BORDER_COLUMNS = 2  # the model clamps this many columns on each side to the border depth
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,8 @@ DETECTORS = (
 def elliptical_radius(size: int, device: torch.device | None = None) -> torch.Tensor:
     """(S, S) ``ρ = sqrt((x/a)² + (y/b)²)`` with pixel-centre coordinates x, y in [−1, 1] and (a, b) the face
     ellipse :data:`unsup3d.model.FACE_AXES`; ρ < 1 inside the face."""
-    coords = torch.linspace(-1.0, 1.0, size, device=device)
-    y, x = torch.meshgrid(coords, coords, indexing="ij")
-    return ((x / FACE_AXES[0]) ** 2 + (y / FACE_AXES[1]) ** 2).sqrt()
+    u, v = ellipse_coordinates(size, FACE_AXES, device)
+    return (u**2 + v**2).sqrt()
 
 
 def depth_relief(canonical_depth: torch.Tensor, depth_range: float) -> float:
@@ -256,18 +255,38 @@ def collapse_statistics(
     return {name: value for name, value in values.items() if value is not None}
 
 
+class CollapseInputs:
+    """What :func:`collapse_statistics` needs from a set's predictions, gathered batch by batch (detached, on the
+    CPU: the unflipped canonical depth, the view and the photometric σ), so that a pass over a dataset that
+    computes something else can collect them on the way."""
+
+    def __init__(self) -> None:
+        self.depth: list[torch.Tensor] = []
+        self.view: list[torch.Tensor] = []
+        self.confidence: list[torch.Tensor] = []
+
+    def add(self, pred: Prediction) -> None:
+        self.depth.append(pred.recon.canonical_depth.detach().cpu())
+        self.view.append(pred.view.detach().cpu())
+        if pred.confidence is not None:
+            self.confidence.append(pred.confidence.detach().cpu())
+
+    def statistics(self, config: ModelConfig) -> dict[str, float]:
+        """:func:`collapse_statistics` over every prediction added."""
+        confidence = torch.cat(self.confidence) if self.confidence else None
+        return collapse_statistics(torch.cat(self.depth), torch.cat(self.view), confidence, config)
+
+
 def prediction_statistics(pred: Prediction, config: ModelConfig) -> dict[str, float]:
     """:func:`collapse_statistics` of a :class:`~unsup3d.model.Prediction` (its unflipped canonical depth)."""
-    return collapse_statistics(pred.recon.canonical_depth.detach(), pred.view.detach(), _detached(pred), config)
+    inputs = CollapseInputs()
+    inputs.add(pred)
+    return inputs.statistics(config)
 
 
 def fired(statistics: dict[str, float]) -> list[Detector]:
     """The detectors whose statistic is present in ``statistics`` and outside its range."""
     return [d for d in DETECTORS if d.statistic in statistics and d.fires(statistics[d.statistic])]
-
-
-def _detached(pred: Prediction) -> torch.Tensor | None:
-    return None if pred.confidence is None else pred.confidence.detach()
 
 
 def _check_depth(depth: torch.Tensor) -> None:

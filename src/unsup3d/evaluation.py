@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from unsup3d.diagnostics import collapse_statistics, collapse_table, fired
+from unsup3d.diagnostics import CollapseInputs, collapse_table, fired
 from unsup3d.geometry import FOV_DEGREES
 from unsup3d.metrics import (
     depth_metrics,
@@ -76,15 +76,11 @@ def evaluate_collapse(model, dataset: Dataset, batch_size: int, device: torch.de
     Returns:
         ``{statistic name: value}``; :func:`unsup3d.diagnostics.fired` says which detectors fire.
     """
-    depth, view, confidence = [], [], []
+    inputs = CollapseInputs()
     with eval_mode(model):
         for batch in DataLoader(dataset, batch_size=batch_size):
-            pred = model(batch["image"].to(device), with_flip=False)
-            depth.append(pred.recon.canonical_depth.cpu())
-            view.append(pred.view.cpu())
-            confidence.append(None if pred.confidence is None else pred.confidence.cpu())
-    sigma = None if confidence[0] is None else torch.cat(confidence)
-    return collapse_statistics(torch.cat(depth), torch.cat(view), sigma, model.config)
+            inputs.add(model(batch["image"].to(device), with_flip=False))
+    return inputs.statistics(model.config)
 
 
 def baseline_scores(dataset: Dataset, fov: float = FOV_DEGREES) -> dict[str, dict[str, torch.Tensor]]:

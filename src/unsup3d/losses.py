@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unsup3d.model import Prediction
+from unsup3d.model import BORDER_COLUMNS, Prediction
 from unsup3d.ops import to_signed
 
 EPS = 1e-7
@@ -165,12 +165,11 @@ class Objective(nn.Module):
             terms["perc"] = perceptual_nll(f_recon, f_target, mask, sigma)
             terms["perc_flip"] = perceptual_nll(f_flipped, f_target, mask, sigma_flipped)
             total = total + cfg.lam_perc * (terms["perc"] + lam_flip * terms["perc_flip"])
+        interior = pred.recon.canonical_depth[:, :, BORDER_COLUMNS:-BORDER_COLUMNS]  # the clamped ones are constant
         if cfg.lam_depth_smooth > 0:
-            interior = pred.recon.canonical_depth[:, :, 2:-2]  # the clamped border columns are constant
             terms["depth_smooth"] = depth_smoothness(interior, cfg.max_depth - cfg.min_depth)
             total = total + cfg.lam_depth_smooth * terms["depth_smooth"]
         if cfg.lam_depth_curvature > 0:
-            interior = pred.recon.canonical_depth[:, :, 2:-2]
             terms["depth_curvature"] = depth_curvature(interior, cfg.max_depth - cfg.min_depth)
             total = total + cfg.lam_depth_curvature * terms["depth_curvature"]
         terms["total"] = total

@@ -42,6 +42,17 @@ def bounded_depth(raw: torch.Tensor, low: float, high: float) -> torch.Tensor:
 # Half width and half height of the face's ellipse in the canonical frame, as fractions of the image's: the depth
 # prior's cap (ellipsoid_depth) and the region unsup3d.diagnostics inspects.
 FACE_AXES = (0.8, 0.95)
+BORDER_COLUMNS = 2  # canonical depth columns on the left and on the right clamped to the border depth (the paper's)
+
+
+def ellipse_coordinates(
+    size: int, axes: tuple[float, float], device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S, S) ``x / a`` and ``y / b`` for pixel-centre coordinates x (column), y (row) in [-1, 1] and an ellipse
+    of half axes ``(a, b)`` (fractions of the image's half width and height): inside it ``(x/a)² + (y/b)² < 1``."""
+    coords = torch.linspace(-1.0, 1.0, size, device=device)
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    return x / axes[0], y / axes[1]
 
 
 def ellipsoid_depth(config: ModelConfig, relief: float, axes: tuple[float, float] = FACE_AXES) -> torch.Tensor:
@@ -58,10 +69,8 @@ def ellipsoid_depth(config: ModelConfig, relief: float, axes: tuple[float, float
     Returns:
         (S, S) depth.
     """
-    size = config.image_size
-    coords = torch.linspace(-1.0, 1.0, size)
-    y, x = torch.meshgrid(coords, coords, indexing="ij")
-    inside = (1 - (x / axes[0]) ** 2 - (y / axes[1]) ** 2).clamp(min=0.0)
+    u, v = ellipse_coordinates(config.image_size, axes)
+    inside = (1 - u**2 - v**2).clamp(min=0.0)
     depth = config.resolved_border_depth - relief * inside.sqrt()
     mid, half = (config.max_depth + config.min_depth) / 2, (config.max_depth - config.min_depth) / 2
     return depth.clamp(mid - 0.95 * half, mid + 0.95 * half)
@@ -185,8 +194,8 @@ class PhotoGeometricAutoencoder(nn.Module):
             raw = gaussian_blur(raw, cfg.depth_blur, padding="reflect")
         depth = bounded_depth(raw, cfg.min_depth, cfg.max_depth)
         border = torch.zeros_like(depth[:1])
-        border[..., :2] = 1.0
-        border[..., -2:] = 1.0
+        border[..., :BORDER_COLUMNS] = 1.0
+        border[..., -BORDER_COLUMNS:] = 1.0
         depth = depth * (1 - border) + cfg.resolved_border_depth * border
         return raw, depth
 

@@ -21,13 +21,13 @@ from unsup3d.checkpoint import CheckpointError, load_latest, resume_point, save_
 from unsup3d.config import Config
 from unsup3d.data import ImageFolderDataset, PairedDepthDataset
 from unsup3d.data.cache import CachedImageDataset, open_cache
-from unsup3d.diagnostics import fired
+from unsup3d.diagnostics import CollapseInputs, fired
 from unsup3d.engine import distributed
 from unsup3d.engine.schedule import EpochBatchSampler
 from unsup3d.engine.supervised import supervised_terms
 from unsup3d.engine.training import DepthOnly, Training, build_training, configure_process, train_step
 from unsup3d.engine.writer import RunWriter
-from unsup3d.evaluation import eval_mode, evaluate_collapse, evaluate_depth
+from unsup3d.evaluation import eval_mode, evaluate_depth
 from unsup3d.files import ensure_writable_folder
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image
 
@@ -240,29 +240,33 @@ class Trainer:
         results: dict[str, float] = {}
         if self.val_set is not None:
             results.update(self._validation_loss())
-            if not self.config.train.supervised:
-                size = self.config.train.batch_size
-                results.update(evaluate_collapse(self.model, self.val_set, size, self.device))
         if self.eval_set is not None:
             scores = evaluate_depth(self.model, self.eval_set, self.config.train.batch_size, self.device)
             results.update({k: float(v.nanmean()) for k, v in scores.items()})
         return results
 
     def _validation_loss(self) -> dict[str, float]:
-        """The objective's terms averaged over the validation images."""
+        """The objective's terms averaged over the validation images and, from the same predictions, their
+        collapse statistics (not in supervised runs)."""
         sums: dict[str, float] = {}
         count = 0
+        collapse = CollapseInputs()
         with eval_mode(self.model):
             for batch in DataLoader(self.val_set, batch_size=self.config.train.batch_size):
                 images = batch["image"].to(self.device)
                 if self.config.train.supervised:
                     terms = supervised_terms(DepthOnly(self.model)(images), batch["depth"].to(self.device))
                 else:
-                    terms = self.objective(self.model(images), images, self.iteration)
+                    pred = self.model(images)
+                    terms = self.objective(pred, images, self.iteration)
+                    collapse.add(pred)
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + float(value) * images.shape[0]
                 count += images.shape[0]
-        return {k: v / count for k, v in sums.items()}
+        results = {k: v / count for k, v in sums.items()}
+        if not self.config.train.supervised:
+            results.update(collapse.statistics(self.model.config))
+        return results
 
     def _warn_collapse(self, values: dict[str, float]) -> None:
         """Warn once per run for each collapse detector that fires on validation ``values``, from the end of the
