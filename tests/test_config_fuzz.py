@@ -29,6 +29,7 @@ KEYS = [
     "view_cycle_degrees",
     "view_cycle_margin",
     "photometric",
+    "photometric_start_iteration",
     "supervised",
 ]
 SCALARS = st.one_of(

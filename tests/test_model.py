@@ -133,3 +133,17 @@ def test_larger_images_train_end_to_end(size):
     assert torch.isfinite(terms["total"])
     unused = "conf_net.out_net2"  # the perceptual confidence head, unused without a perceptual loss
     assert all(p.grad is not None for n, p in model.named_parameters() if not n.startswith(unused))
+
+
+def test_photometric_residual_switches_at_its_start_iteration():
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        pred = small_model()(images)
+    l1 = Objective(small_model().config, None)(pred, images, 10)["photo"]
+    staged = Objective(small_model(photometric="ssim_l1", photometric_start_iteration=10).config, None)
+    ssim_l1 = Objective(small_model(photometric="ssim_l1").config, None)(pred, images, 10)["photo"]
+    torch.testing.assert_close(
+        staged(pred, images, 9)["photo"], Objective(small_model().config, None)(pred, images, 9)["photo"]
+    )
+    torch.testing.assert_close(staged(pred, images, 10)["photo"], ssim_l1)
+    assert not torch.allclose(l1, ssim_l1)

@@ -61,6 +61,7 @@ class ModelConfig:
     perceptual: str = "none"
     vgg16_weights: str | None = None  # path of torchvision's vgg16 ImageNet weights; None: torch hub cache
     photometric: str = "l1"  # residual of the photometric likelihood: "l1" (the paper) or "ssim_l1" (0.85 SSIM)
+    photometric_start_iteration: int = 0  # the residual is "l1" before this iteration, `photometric` from it on
     lam_perc: float = 1.0  # λ_p
     lam_flip: float = 0.5  # λ_f
     lam_flip_start_iteration: int = 0  # λ_f is 1 before this iteration (the original's cat warm-up, in epochs)
@@ -91,6 +92,12 @@ class ModelConfig:
         _check(self.lam_view_cycle >= 0, "model.lam_view_cycle", self.lam_view_cycle, ">= 0")
         _check(0 <= self.view_cycle_margin <= 64, "model.view_cycle_margin", self.view_cycle_margin, "[0, 64] pixels")
         _check(0 < self.view_cycle_degrees <= 90, "model.view_cycle_degrees", self.view_cycle_degrees, "(0, 90]")
+        _check(
+            self.photometric_start_iteration >= 0,
+            "model.photometric_start_iteration",
+            self.photometric_start_iteration,
+            ">= 0",
+        )
         _check(self.lam_depth_curvature >= 0, "model.lam_depth_curvature", self.lam_depth_curvature, ">= 0")
 
     @property

@@ -142,6 +142,10 @@ class Objective(nn.Module):
         cfg = self.config
         return 1.0 if iteration < cfg.lam_flip_start_iteration else cfg.lam_flip
 
+    def residual_kind(self, iteration: int) -> str:
+        cfg = self.config
+        return "l1" if iteration < cfg.photometric_start_iteration else cfg.photometric
+
     def forward(self, pred: Prediction, images: torch.Tensor, iteration: int = 0) -> dict[str, torch.Tensor]:
         if pred.recon_flipped is None:
             raise ValueError("the objective needs the flipped reconstruction: run the model with with_flip=True")
@@ -152,9 +156,10 @@ class Objective(nn.Module):
         recon = to_signed(pred.recon.image) * mask.unsqueeze(1)
         recon_flipped = to_signed(pred.recon_flipped.image) * mask.unsqueeze(1)
         sigma, sigma_flipped = _pair(pred.confidence)
+        kind = self.residual_kind(iteration)
         terms = {
-            "photo": photometric_nll(recon, target, mask, sigma, cfg.photometric),
-            "photo_flip": photometric_nll(recon_flipped, target, mask, sigma_flipped, cfg.photometric),
+            "photo": photometric_nll(recon, target, mask, sigma, kind),
+            "photo_flip": photometric_nll(recon_flipped, target, mask, sigma_flipped, kind),
         }
         lam_flip = self.flip_weight(iteration)
         total = terms["photo"] + lam_flip * terms["photo_flip"]
