@@ -33,6 +33,12 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+def _view_depth(model, pred) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, S, S) depth rendered in the input view of a prediction and its (B, S, S) bool validity mask."""
+    depth = pred.recon.depth
+    return depth, depth < model.config.far_depth
+
+
 @torch.no_grad()
 def predict_view_depth(model, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Depth rendered in the input view, its validity mask and the view (the model in eval mode, then back in
@@ -46,41 +52,70 @@ def predict_view_depth(model, images: torch.Tensor) -> tuple[torch.Tensor, torch
     """
     with eval_mode(model):
         pred = model(images, with_flip=False)
-    depth = pred.recon.depth
-    return depth, depth < model.config.far_depth, pred.view
+    return *_view_depth(model, pred), pred.view
 
 
 @torch.no_grad()
-def evaluate_depth(model, dataset: Dataset, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Per-image SIDE, MAD, MAE, MSE of the model's input-view depth on a paired dataset.
+def evaluation_pass(
+    model,
+    dataset: Dataset,
+    batch_size: int,
+    device: torch.device,
+    *,
+    depth: bool = True,
+    collapse: bool = False,
+    keypoints: bool = False,
+) -> dict:
+    """One pass of the model (eval mode, then back in its own mode) over a dataset, gathering what is asked:
+    the per-image depth scores, the collapse statistics, the keypoint depth samples.
 
     Args:
-        dataset: items with ``"image"`` (3, S, S) and ``"depth"`` (S, S) with NaN background.
+        dataset: items with ``"image"`` (3, S, S) in [0, 1]; with ``depth`` also ``"depth"`` (S, S) with NaN
+            background; with ``keypoints`` also ``"keypoints"`` (K, 2) pixel ``(u, v)``, ``"keypoint_depth"``
+            (K,) and ``"keypoint_visible"`` (K,) bool.
     Returns:
-        dict of (N,) tensors.
+        with ``depth``, ``"depth"``: {SIDE, MAD, MAE, MSE: (N,)}; with ``collapse``, ``"collapse"``: {statistic:
+        value}, see :mod:`unsup3d.diagnostics`; with ``keypoints``, ``"keypoints"``: (predicted (N, K), true
+        (N, K), visible (N, K)) keypoint depths.
     """
     scores: dict[str, list[torch.Tensor]] = {}
-    for batch in DataLoader(dataset, batch_size=batch_size):
-        images, gt = batch["image"].to(device), batch["depth"].to(device)
-        depth, valid, _ = predict_view_depth(model, images)
-        for key, value in depth_metrics(depth.double(), gt.double(), valid, model.config.fov).items():
-            scores.setdefault(key, []).append(value.cpu())
-    return {k: torch.cat(v) for k, v in scores.items()}
-
-
-@torch.no_grad()
-def evaluate_collapse(model, dataset: Dataset, batch_size: int, device: torch.device) -> dict[str, float]:
-    """The collapse statistics of :mod:`unsup3d.diagnostics` over the model's predictions for every image of
-    ``dataset`` (items with ``"image"`` (3, S, S) in [0, 1]), the model in eval mode (then back in its own mode).
-
-    Returns:
-        ``{statistic name: value}``; :func:`unsup3d.diagnostics.fired` says which detectors fire.
-    """
     inputs = CollapseInputs()
+    samples: tuple[list[torch.Tensor], ...] = ([], [], [])
     with eval_mode(model):
         for batch in DataLoader(dataset, batch_size=batch_size):
-            inputs.add(model(batch["image"].to(device), with_flip=False))
-    return inputs.statistics(model.config)
+            pred = model(batch["image"].to(device), with_flip=False)
+            view_depth, valid = _view_depth(model, pred)
+            if depth:
+                gt = batch["depth"].to(device).double()
+                for key, value in depth_metrics(view_depth.double(), gt, valid, model.config.fov).items():
+                    scores.setdefault(key, []).append(value.cpu())
+            if collapse:
+                inputs.add(pred)
+            if keypoints:
+                samples[0].append(sample_depth_at(view_depth.double(), batch["keypoints"].to(device)).cpu())
+                samples[1].append(batch["keypoint_depth"].double())
+                samples[2].append(batch["keypoint_visible"])
+    results: dict = {}
+    if depth:
+        results["depth"] = {k: torch.cat(v) for k, v in scores.items()}
+    if collapse:
+        results["collapse"] = inputs.statistics(model.config)
+    if keypoints:
+        results["keypoints"] = tuple(torch.cat(part) for part in samples)
+    return results
+
+
+def evaluate_depth(model, dataset: Dataset, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Per-image SIDE, MAD, MAE, MSE (dict of (N,) tensors) of the model's input-view depth on a paired dataset
+    (see :func:`evaluation_pass`)."""
+    return evaluation_pass(model, dataset, batch_size, device)["depth"]
+
+
+def evaluate_collapse(model, dataset: Dataset, batch_size: int, device: torch.device) -> dict[str, float]:
+    """The collapse statistics of :mod:`unsup3d.diagnostics` over the model's predictions for every image of
+    ``dataset`` (items with ``"image"`` (3, S, S) in [0, 1]); :func:`unsup3d.diagnostics.fired` says which
+    detectors fire."""
+    return evaluation_pass(model, dataset, batch_size, device, depth=False, collapse=True)["collapse"]
 
 
 def baseline_scores(dataset: Dataset, fov: float = FOV_DEGREES) -> dict[str, dict[str, torch.Tensor]]:
@@ -109,31 +144,27 @@ def summary_table(results: dict[str, dict[str, torch.Tensor]]) -> str:
     return "\n".join(lines)
 
 
-@torch.no_grad()
 def evaluate_keypoint_depth(model, dataset: Dataset, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
     """The keypoint depth correlation of the paper's Table 5 (DepthNet's 3DFAW score) on a set with keypoints.
 
-    The model's input-view depth (:func:`predict_view_depth`) is sampled bilinearly at each item's keypoints
-    (:func:`unsup3d.metrics.sample_depth_at`) and correlated, per keypoint and across the images where it is
-    visible, with its true depth (:func:`unsup3d.metrics.keypoint_depth_correlation`). Hidden keypoints are left
-    out: a depth map holds the depth of the surface in front of them, not theirs (3DFAW scores all 66 keypoints,
-    which suits its frontal-ish test faces).
+    The model's input-view depth is sampled bilinearly at each item's keypoints
+    (:func:`unsup3d.metrics.sample_depth_at`, in :func:`evaluation_pass`) and correlated with the true depth.
+    """
+    samples = evaluation_pass(model, dataset, batch_size, device, depth=False, keypoints=True)["keypoints"]
+    return keypoint_scores(*samples)
 
-    Args:
-        dataset: items with ``"image"`` (3, S, S), ``"keypoints"`` (K, 2) pixel ``(u, v)``, ``"keypoint_depth"``
-            (K,) and ``"keypoint_visible"`` (K,) bool, e.g. a :class:`unsup3d.data.PairedDepthDataset` whose
-            ``has_keypoints`` is True.
+
+def keypoint_scores(predicted: torch.Tensor, true: torch.Tensor, visible: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Keypoint depth scores of (N, K) predicted and true keypoint depths and their (N, K) bool visibility: each
+    keypoint's depth correlated with the truth across the images where it is visible
+    (:func:`unsup3d.metrics.keypoint_depth_correlation`). Hidden keypoints are left out: a depth map holds the
+    depth of the surface in front of them, not theirs (3DFAW scores all 66 keypoints, which suits its
+    frontal-ish test faces).
+
     Returns:
         ``{"depth_corr": Σ|r_k|, "depth_corr_signed": Σ r_k}`` (0-dim, NaN if some keypoint's correlation is
         undefined), ``"correlations"`` (K,) ``r_k`` and ``"images"`` (K,) the number of images each is visible in.
     """
-    predicted, true, visible = [], [], []
-    for batch in DataLoader(dataset, batch_size=batch_size):
-        depth, _, _ = predict_view_depth(model, batch["image"].to(device))
-        predicted.append(sample_depth_at(depth.double(), batch["keypoints"].to(device)).cpu())
-        true.append(batch["keypoint_depth"].double())
-        visible.append(batch["keypoint_visible"])
-    predicted, true, visible = torch.cat(predicted), torch.cat(true), torch.cat(visible)
     return {
         "depth_corr": keypoint_depth_correlation(predicted, true, visible),
         "depth_corr_signed": keypoint_depth_correlation(predicted, true, visible, absolute=False),
@@ -164,18 +195,20 @@ def evaluation_report(model, dataset, batch_size: int, device: torch.device) -> 
         ``"collapse"`` {``"statistics"``, ``"fired"``}, and ``"keypoint_depth"`` where there are keypoints) and
         its text for a terminal.
     """
-    results = {"ours": evaluate_depth(model, dataset, batch_size, device)}
+    has_keypoints = getattr(dataset, "has_keypoints", False)
+    passed = evaluation_pass(model, dataset, batch_size, device, collapse=True, keypoints=has_keypoints)
+    results = {"ours": passed["depth"]}
     results.update(baseline_scores(dataset, model.config.fov))
     table = summary_table(results)
-    collapse = evaluate_collapse(model, dataset, batch_size, device)
+    collapse = passed["collapse"]
     report = {
         "table": table.splitlines(),
         "per_image": {name: {k: v.tolist() for k, v in scores.items()} for name, scores in results.items()},
         "collapse": {"statistics": collapse, "fired": [detector.name for detector in fired(collapse)]},
     }
     text = [table, collapse_table(collapse)]
-    if getattr(dataset, "has_keypoints", False):
-        keypoints = evaluate_keypoint_depth(model, dataset, batch_size, device)
+    if has_keypoints:
+        keypoints = keypoint_scores(*passed["keypoints"])
         report["keypoint_depth"] = {k: v.tolist() for k, v in keypoints.items()}
         text.append(keypoint_summary(keypoints))
     return report, "\n".join(text)
