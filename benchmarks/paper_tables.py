@@ -43,6 +43,7 @@ from unsup3d.checkpoint import list_checkpoints
 from unsup3d.config import build_config, load_preset, parse_overrides
 from unsup3d.data import PairedDepthDataset
 from unsup3d.data.synthetic_dataset import write_dataset
+from unsup3d.data.synthetic_keypoints import has_keypoints
 from unsup3d.engine.trainer import Trainer
 from unsup3d.evaluation import evaluation_report
 from unsup3d.inference import Reconstructor
@@ -112,7 +113,7 @@ ROWS = {
             ("model.use_conf=false",), paper=(2.141, 26.61)),
     ],
 }  # fmt: skip
-ROWS[5] = [row for row in dict.fromkeys(ROWS[2] + ROWS[3]) if DATASETS[row.test_data].category == "face"]
+ROWS[5] = [row for row in dict.fromkeys(ROWS[2] + ROWS[3]) if has_keypoints(DATASETS[row.test_data].category)]
 PAPER_BASELINES = {"constant": (2.723, 43.34), "average": (1.990, 23.26)}
 PAPER_KEYPOINTS = 48.98  # "Ours" on 3DFAW, 66 keypoints
 

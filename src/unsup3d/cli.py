@@ -162,6 +162,7 @@ def _add_synth(sub) -> None:
 
 def _synth(args) -> None:
     from unsup3d.data.synthetic_dataset import write_dataset
+    from unsup3d.data.synthetic_keypoints import has_keypoints
 
     require("skimage.data", "The synthetic face generator (photo backgrounds)")  # fail before writing files
     write_dataset(
@@ -169,7 +170,7 @@ def _synth(args) -> None:
         category=args.category,
     )  # fmt: skip
     perturbed = ", perturbed" if args.perturb else ""
-    extras = "depth and keypoints" if args.category == "face" else "depth"
+    extras = "depth and keypoints" if has_keypoints(args.category) else "depth"
     print(
         f"synthetic {args.category} data written to {args.out}: train/ ({args.n_train} images{perturbed}), "
         f"test/ ({args.n_test} with {extras}{perturbed})"

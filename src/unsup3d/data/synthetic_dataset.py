@@ -27,7 +27,7 @@ from unsup3d.data.synthetic import (
     to_uint8,
 )
 from unsup3d.data.synthetic_categories import get_category
-from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, VISIBILITY_TOLERANCE, face_keypoints
+from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, VISIBILITY_TOLERANCE, face_keypoints, has_keypoints
 from unsup3d.geometry import FOV_DEGREES, focal_length
 
 
@@ -49,7 +49,7 @@ def _write_chunk(
     test = split == 1
     params = [sample_params(sample_generator(seed, split, k), size, perturb, category) for k in range(start, stop)]
     batch = render_params(params, size, fov, depth=test, canonical=False)
-    keypoints = face_keypoints(params, size, fov) if test and category == "face" else None
+    keypoints = face_keypoints(params, size, fov) if test and has_keypoints(category) else None
     records = []
     for k in range(stop - start):
         name = f"{start + k:0{width}d}"
@@ -121,7 +121,7 @@ def dataset_description(
         "max_ka_plus_kd": MAX_KA_PLUS_KD,
         "shape_ranges": {k: list(v) for k, v in get_category(category).shape_ranges.items()},
         "keypoints": None
-        if category != "face"
+        if not has_keypoints(category)
         else {
             "names": list(FACE_KEYPOINTS),
             "file": "test/meta.jsonl, key 'keypoints': 'uv', 'depth', 'visible', one entry per name",

@@ -101,6 +101,11 @@ def nearest_head_vertices(shape: dict[str, torch.Tensor], landmarks: torch.Tenso
     return ((landmarks[:, :, None] - grid[:, None]) ** 2).sum(-1).argmin(dim=-1)  # (B, K, N) -> (B, K)
 
 
+def has_keypoints(category: str) -> bool:
+    """Whether the generator defines keypoints for samples of ``category`` (faces only, :data:`FACE_KEYPOINTS`)."""
+    return category == "face"
+
+
 def face_keypoints(params: Sequence[SampleParams], size: int = 64, fov: float = FOV_DEGREES) -> Keypoints:
     """The :data:`FACE_KEYPOINTS` of drawn face samples in their input views (see the module docstring).
 
@@ -113,7 +118,7 @@ def face_keypoints(params: Sequence[SampleParams], size: int = 64, fov: float = 
     Raises:
         ValueError: a sample that is not a face (other categories have no keypoints).
     """
-    others = sorted({p.category for p in params} - {"face"})
+    others = sorted({p.category for p in params if not has_keypoints(p.category)})
     if others:
         raise ValueError(f"keypoints are defined for faces only, got samples of {others}")
     shape = shapes.stack_params([p.shape for p in params])
