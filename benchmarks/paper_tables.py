@@ -281,12 +281,25 @@ def table_lines(table: int, results: dict, args: argparse.Namespace) -> list[str
     return lines + [""]
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces a run with ``args`` (every option that changes a number)."""
+    parts = [
+        f"python benchmarks/paper_tables.py --tables {' '.join(map(str, args.tables))} --minutes {args.minutes:g}",
+        f"--out {args.out} --seeds {args.seeds} --n-train {args.n_train} --n-test {args.n_test}",
+        f"--data-seed {args.data_seed} --preset {args.preset}",
+    ]
+    if args.iterations is not None:
+        parts.append(f"--iterations {args.iterations}")
+    if args.overrides:
+        parts.append("--set " + " ".join(args.overrides))
+    return " ".join(parts)
+
+
 def write_tables(out: Path, results: dict, args: argparse.Namespace) -> str:
     header = [
         "# The paper's tables, measured",
         "",
-        f"`python benchmarks/paper_tables.py --tables {' '.join(map(str, args.tables))} --minutes {args.minutes:g} "
-        f"--out {out} --seeds {args.seeds} --n-train {args.n_train} --n-test {args.n_test}` "
+        f"`{command_line(args)}` "
         f"(preset `{args.preset}`; every row trains for at most {args.minutes:g} minutes; seeds "
         f"{', '.join(map(str, range(args.seeds)))}; built-in synthetic data, seed {args.data_seed}, not the paper's "
         "BFM faces). Cells: mean ± std over the test images of all seeds, and the std of the per-seed means. "

@@ -49,6 +49,11 @@ def test_every_row_of_every_table_is_trained_evaluated_and_written(paper_tables,
             assert len(report["per_image"]["ours"]["side"]) == 4
     assert text.count("| constant depth (face) |") == 1 and "| average depth (car) |" in text
     assert text.count("| ours, full model |") == 3  # Tables 2, 3 and 5
+    command = text.split("`")[1].split()  # the command the tables print parses back to the same options
+    assert command[:2] == ["python", "benchmarks/paper_tables.py"]
+    argv = ["--tables", "2", "3", "4", "5", "--minutes", "5", "--out", str(tmp_path), "--n-train", "8", "--n-test"]
+    expected = paper_tables.parse_args([*argv, "4", "--iterations", "2", "--set", *TINY])
+    assert vars(paper_tables.parse_args(command[2:])) == vars(expected)
     side = {
         key: row["ours"]["side"]["mean"]
         for key, row in json.loads((tmp_path / "tables.json").read_text())["rows"].items()
