@@ -139,11 +139,11 @@ def test_photometric_residual_switches_at_its_start_iteration():
     images = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         pred = small_model()(images)
-    l1 = Objective(small_model().config, None)(pred, images, 10)["photo"]
-    staged = Objective(small_model(photometric="ssim_l1", photometric_start_iteration=10).config, None)
-    ssim_l1 = Objective(small_model(photometric="ssim_l1").config, None)(pred, images, 10)["photo"]
-    torch.testing.assert_close(
-        staged(pred, images, 9)["photo"], Objective(small_model().config, None)(pred, images, 9)["photo"]
-    )
-    torch.testing.assert_close(staged(pred, images, 10)["photo"], ssim_l1)
-    assert not torch.allclose(l1, ssim_l1)
+
+    def photo(iteration: int, **changes) -> torch.Tensor:
+        return Objective(ModelConfig(**{**SMALL, **changes}), None)(pred, images, iteration)["photo"]
+
+    staged = {"photometric": "ssim_l1", "photometric_start_iteration": 10}
+    torch.testing.assert_close(photo(9, **staged), photo(9))  # L1 before the switch
+    torch.testing.assert_close(photo(10, **staged), photo(10, photometric="ssim_l1"))  # SSIM + L1 from it on
+    assert not torch.allclose(photo(10), photo(10, photometric="ssim_l1"))

@@ -80,7 +80,7 @@ def evaluation_pass(
     """
     scores: dict[str, list[torch.Tensor]] = {}
     inputs = CollapseInputs()
-    samples: tuple[list[torch.Tensor], ...] = ([], [], [])
+    predicted, true, visible = [], [], []  # keypoint depths, batch by batch
     with eval_mode(model):
         for batch in DataLoader(dataset, batch_size=batch_size):
             pred = model(batch["image"].to(device), with_flip=False)
@@ -92,16 +92,16 @@ def evaluation_pass(
             if collapse:
                 inputs.add(pred)
             if keypoints:
-                samples[0].append(sample_depth_at(view_depth.double(), batch["keypoints"].to(device)).cpu())
-                samples[1].append(batch["keypoint_depth"].double())
-                samples[2].append(batch["keypoint_visible"])
+                predicted.append(sample_depth_at(view_depth.double(), batch["keypoints"].to(device)).cpu())
+                true.append(batch["keypoint_depth"].double())
+                visible.append(batch["keypoint_visible"])
     results: dict = {}
     if depth:
         results["depth"] = {k: torch.cat(v) for k, v in scores.items()}
     if collapse:
         results["collapse"] = inputs.statistics(model.config)
     if keypoints:
-        results["keypoints"] = tuple(torch.cat(part) for part in samples)
+        results["keypoints"] = (torch.cat(predicted), torch.cat(true), torch.cat(visible))
     return results
 
 
@@ -195,8 +195,8 @@ def evaluation_report(model, dataset, batch_size: int, device: torch.device) -> 
         ``"collapse"`` {``"statistics"``, ``"fired"``}, and ``"keypoint_depth"`` where there are keypoints) and
         its text for a terminal.
     """
-    has_keypoints = getattr(dataset, "has_keypoints", False)
-    passed = evaluation_pass(model, dataset, batch_size, device, collapse=True, keypoints=has_keypoints)
+    with_keypoints = getattr(dataset, "has_keypoints", False)
+    passed = evaluation_pass(model, dataset, batch_size, device, collapse=True, keypoints=with_keypoints)
     results = {"ours": passed["depth"]}
     results.update(baseline_scores(dataset, model.config.fov))
     table = summary_table(results)
@@ -207,7 +207,7 @@ def evaluation_report(model, dataset, batch_size: int, device: torch.device) -> 
         "collapse": {"statistics": collapse, "fired": [detector.name for detector in fired(collapse)]},
     }
     text = [table, collapse_table(collapse)]
-    if has_keypoints:
+    if with_keypoints:
         keypoints = keypoint_scores(*passed["keypoints"])
         report["keypoint_depth"] = {k: v.tolist() for k, v in keypoints.items()}
         text.append(keypoint_summary(keypoints))
