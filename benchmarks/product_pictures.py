@@ -1,9 +1,10 @@
-"""The pictures of the README and ``docs/``: the shipped model on a real photo (scikit-image's astronaut, cropped
+"""The pictures of the README and ``docs/``: the shipped models on a real photo (scikit-image's astronaut, cropped
 to her face) and on built-in synthetic test faces, through the same command a user runs.
 
     python benchmarks/product_pictures.py --out docs/images [--synthetic data/synth/test]
 
-Runs ``unsup3d reconstruct ... --crop face`` on the astronaut (no checkpoint: the shipped model) and writes, per
+Runs ``unsup3d reconstruct ... --crop face`` on the astronaut (the shipped ``faces`` model; the synthetic face with
+``faces-synthetic``) and writes, per
 subject, ``<subject>_maps.png`` (input, symmetry plane, asymmetry, reconstruction, albedo, normals, depth),
 ``<subject>_relight.png``, ``<subject>_views.png`` and ``<subject>_turntable.png`` (six turntable frames).
 """
@@ -25,9 +26,9 @@ TILE = 128
 TURNTABLE_FRAMES = (0, 30, 60, 100, 140, 175)  # morph, sweep to +90°, across to −90°, back
 
 
-def reconstruct(inputs: list[Path], out: Path, crop: str) -> None:
+def reconstruct(inputs: list[Path], out: Path, crop: str, model: str) -> None:
     command = [sys.executable, "-m", "unsup3d.cli", "reconstruct", *map(str, inputs), "--output", str(out)]
-    subprocess.run([*command, "--crop", crop, "--no-progress"], check=True)
+    subprocess.run([*command, "--crop", crop, "--model", model, "--no-progress"], check=True)
 
 
 def tile(path: Path, size: int = TILE) -> Image.Image:
@@ -66,11 +67,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "astronaut.png"
         Image.fromarray(data.astronaut()).save(photo)
-        reconstruct([photo], Path(tmp) / "out", "face")
+        reconstruct([photo], Path(tmp) / "out", "face", "faces")
         pictures(Path(tmp) / "out" / "astronaut", args.out, "astronaut")
         if args.synthetic is not None:
             face = sorted((args.synthetic / "image").glob("*.png"))[0]
-            reconstruct([face], Path(tmp) / "synthetic", "none")
+            reconstruct([face], Path(tmp) / "synthetic", "none", "faces-synthetic")
             pictures(Path(tmp) / "synthetic" / face.stem, args.out, "synthetic")
     print(f"pictures written to {args.out}")
 

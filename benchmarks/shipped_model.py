@@ -89,10 +89,10 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="the float32 checkpoint or run the weights came from")
     parser.add_argument("--write-reference", action="store_true")
     args = parser.parse_args()
-    weights = shipped_weights()
+    weights = shipped_weights("faces-synthetic")
     size = weights.stat().st_size + weights.with_suffix(".json").stat().st_size
     print(f"shipped weights {weights.name}: {size / 1e6:.2f} MB, torch threads {torch.get_num_threads()}")
-    half = Reconstructor.pretrained(device="cpu")
+    half = Reconstructor.pretrained("faces-synthetic", device="cpu")
     dataset = PairedDepthDataset(args.data, half.image_size)
     if args.run is not None:
         full = Reconstructor.from_checkpoint(args.run, device="cpu")

@@ -59,3 +59,15 @@ def test_config_accepts_exactly_the_image_sizes_the_networks_support():
 def test_every_interval_must_be_positive(key):
     with pytest.raises(ConfigError, match=f"train.{key}"):
         build_config({"train": {key: 0}})
+
+
+def test_the_depth_translation_must_stay_inside_the_rendered_depth_margin():
+    # The paper's range (0.9-1.1) leaves a margin of 0.1, the original's cat translation; the cpu preset's
+    # (0.96-1.04) leaves 0.04, beyond which the surface would be clamped flat.
+    assert build_config({"model": {"z_translation_range": 0.1}}).model.z_translation_range == 0.1
+    narrow = {"min_depth": 0.96, "max_depth": 1.04}
+    assert build_config({"model": {**narrow, "z_translation_range": 0.04}}).model.z_translation_range == 0.04
+    with pytest.raises(ConfigError, match=r"model.z_translation_range.*\[0, 0.04\]"):
+        build_config({"model": {**narrow, "z_translation_range": 0.1}})
+    with pytest.raises(ConfigError, match="model.z_translation_range"):
+        build_config({"model": {"z_translation_range": -0.01}})

@@ -36,7 +36,7 @@ IMAGES = 16
 def shipped():
     """The shipped model and its prediction for 16 generated faces."""
     torch.manual_seed(0)
-    model = Reconstructor.pretrained(device="cpu").model
+    model = Reconstructor.pretrained("faces-synthetic", device="cpu").model
     rngs = [sample_generator(11, 1, k) for k in range(IMAGES)]
     images = render_batch(rngs, 64, depth=False, canonical=False).image
     with torch.no_grad():
@@ -61,7 +61,7 @@ def test_the_shipped_model_fires_no_detector(shipped):
 
 def test_a_zeroed_depth_head_is_flat(shipped):
     model, pred = shipped
-    flat_model = Reconstructor.pretrained(device="cpu").model
+    flat_model = Reconstructor.pretrained("faces-synthetic", device="cpu").model
     output = [m for m in flat_model.depth_net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     torch.nn.init.zeros_(output.weight)
     images = torch.rand(IMAGES, 3, 64, 64, generator=torch.Generator().manual_seed(1))

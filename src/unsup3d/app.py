@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -34,9 +35,10 @@ from unsup3d.data.images import ImageLoadError, load_image
 from unsup3d.extras import require
 from unsup3d.inference import OutputOptions, Reconstruction, Reconstructor
 from unsup3d.inference.crop import CROP_KINDS, NoDetectionError
+from unsup3d.inference.weights import SHIPPED_MODELS, model_for_crop
 from unsup3d.viz import to_uint8
 
-__all__ = ["MAX_SIDE", "MAX_UPLOAD", "PageResult", "Workspace", "build_app", "serve"]
+__all__ = ["AUTO", "MAX_SIDE", "MAX_UPLOAD", "ModelShelf", "PageResult", "Workspace", "build_app", "serve"]
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD = "20mb"  # Gradio refuses larger uploads before any of our code runs
@@ -66,6 +68,43 @@ class PageResult:
     reconstruction: Reconstruction | None = None
 
 
+AUTO = "auto"  # the page's model choice that follows the crop (cats for a cat crop, else faces)
+
+
+class ModelShelf:
+    """The models the page offers, each loaded on first use and then shared: the shipped ones by name
+    (:data:`~unsup3d.inference.weights.SHIPPED_MODELS`) and, when the server was given one, the user's own
+    checkpoint (which ``auto`` then means)."""
+
+    def __init__(self, device=None, checkpoint: str | Path | None = None) -> None:
+        self.device = device
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        own = [] if self.checkpoint is None else [self.own_name]
+        self.choices: list[str] = [AUTO, *own, *SHIPPED_MODELS]
+        self._loaded: dict[str, Reconstructor] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def own_name(self) -> str:
+        return f"checkpoint {self.checkpoint.name}"
+
+    def resolve(self, choice: str, crop: str) -> str:
+        """The model a choice names: ``auto`` is the server's checkpoint if any, else the crop's model."""
+        if choice == AUTO or choice not in self.choices:
+            return self.own_name if self.checkpoint is not None else model_for_crop(crop)
+        return choice
+
+    def get(self, name: str) -> Reconstructor:
+        """The loaded model ``name`` (a resolved choice)."""
+        with self._lock:
+            if name not in self._loaded:
+                if self.checkpoint is not None and name == self.own_name:
+                    self._loaded[name] = Reconstructor.from_checkpoint(self.checkpoint, self.device)
+                else:
+                    self._loaded[name] = Reconstructor.pretrained(name, self.device)
+            return self._loaded[name]
+
+
 class Workspace:
     """The server's temporary folder: one sub-folder per request; those older than :data:`KEEP_SECONDS`, and all
     but the newest :data:`MAX_FOLDERS`, are deleted as new ones come."""
@@ -87,7 +126,7 @@ class Workspace:
 
 
 def reconstruct_upload(
-    reconstructor: Reconstructor, workspace: Workspace, path: str | None, crop: str = "face"
+    reconstructor: Reconstructor, workspace: Workspace, path: str | None, crop: str = "face", model_name: str = ""
 ) -> PageResult:
     """Reconstruct an uploaded file into a new request folder; every user error becomes the status line."""
     empty = dict.fromkeys(PICTURES)
@@ -108,7 +147,8 @@ def reconstruct_upload(
     rec.save(folder, 0, OutputOptions(GROUPS))
     pictures = {key: _enlarged(folder / f"{key}.png") for key in PICTURES}
     downloads = [folder / "mesh.glb", _zip_obj(folder), folder / "depth_16bit.png", folder / "depth.npy"]
-    status = f"Reconstructed {name} in {time.perf_counter() - started:.2f} s (crop: {crop})."
+    model = f", model: {model_name}" if model_name else ""
+    status = f"Reconstructed {name} in {time.perf_counter() - started:.2f} s (crop: {crop}{model})."
     _release_memory()
     return PageResult(
         status,
@@ -164,7 +204,7 @@ def _zip_obj(folder: Path) -> Path:
 
 def write_examples(folder: Path) -> list[Path]:
     """The bundled examples as files: scikit-image's astronaut (a face) and chelsea (a cat), and two built-in
-    synthetic faces (the shipped model's own kind of data)."""
+    synthetic faces (the ``faces-synthetic`` model's own kind of data)."""
     from unsup3d.data.synthetic import render_batch, sample_generator
 
     skimage_data = require("skimage.data", "The web page's examples")
@@ -179,21 +219,33 @@ def write_examples(folder: Path) -> list[Path]:
     return paths
 
 
-def build_app(reconstructor: Reconstructor, workspace: Workspace):
-    """The Gradio page (a ``gr.Blocks``) over ``reconstructor``, writing into ``workspace``."""
+def _example_inputs(path: Path) -> list[str]:
+    """``[photo, crop, model]`` of an example: chelsea's face fills the photo (the cat cascade finds no face in it,
+    see :mod:`unsup3d.inference.crop`), so it goes whole to the cat model; the synthetic faces go to the model
+    trained on them; the astronaut is cropped to her face for the faces model."""
+    if "cat" in path.name:
+        return [str(path), "none", "cats"]
+    if "synthetic" in path.name:
+        return [str(path), "face", "faces-synthetic"]
+    return [str(path), "face", AUTO]
+
+
+def build_app(models: ModelShelf, workspace: Workspace):
+    """The Gradio page (a ``gr.Blocks``) over the ``models`` it offers, writing into ``workspace``."""
     gr = require("gradio", "The web page (unsup3d serve)")
     examples = write_examples(workspace.root / "examples")
     with gr.Blocks(
         title="unsup3d: one photo to 3D", delete_cache=(60, UPLOAD_SECONDS), analytics_enabled=False
     ) as page:
         gr.Markdown(
-            "# unsup3d: one photo to 3D\nUpload a photo of a face (or pick an example). The shipped model was "
-            "trained on synthetic faces only: expect the viewpoint and a rough face shape, not a portrait."
+            "# unsup3d: one photo to 3D\nUpload a photo of a face or a cat (or pick an example). *auto* uses the "
+            "model trained on real cat photos for a cat crop and the one trained on real face photos otherwise."
         )
         with gr.Row():
             upload = gr.File(label="Photo", type="filepath", elem_id="upload")
             crop = gr.Radio(list(CROP_KINDS), value="face", label="Crop", elem_id="crop")
-        gr.Examples([[str(p), "face" if "cat" not in p.name else "none"] for p in examples], [upload, crop])
+            choice = gr.Radio(models.choices, value=AUTO, label="Model", elem_id="model")
+        gr.Examples([_example_inputs(p) for p in examples], [upload, crop, choice])
         status = gr.Markdown("Upload a photo or pick an example.", elem_id="status")
         with gr.Row():
             pictures = {key: gr.Image(label=key, type="filepath", elem_id=key, height=DISPLAY_SIZE) for key in PICTURES}
@@ -207,8 +259,9 @@ def build_app(reconstructor: Reconstructor, workspace: Workspace):
         downloads = gr.File(label="downloads", file_count="multiple", elem_id="downloads")
         state = gr.State(None)
 
-        def run(path, kind, x, y):
-            result = reconstruct_upload(reconstructor, workspace, path, kind)
+        def run(path, kind, chosen, x, y):
+            name = models.resolve(chosen, kind)
+            result = reconstruct_upload(models.get(name), workspace, path, kind, name)
             picture_values = [result.pictures[key] for key in PICTURES]
             relit_value = relight_picture(result.reconstruction, x, y)
             return [
@@ -222,8 +275,9 @@ def build_app(reconstructor: Reconstructor, workspace: Workspace):
             ]
 
         outputs = [status, *pictures.values(), model, turntable, relit, downloads, state]
-        upload.change(run, [upload, crop, lx, ly], outputs, api_name="reconstruct")
-        crop.change(run, [upload, crop, lx, ly], outputs, api_name=False)
+        upload.change(run, [upload, crop, choice, lx, ly], outputs, api_name="reconstruct")
+        crop.change(run, [upload, crop, choice, lx, ly], outputs, api_name=False)
+        choice.change(run, [upload, crop, choice, lx, ly], outputs, api_name=False)
         for slider, name in ((lx, "relight"), (ly, False)):
             slider.change(relight_picture, [state, lx, ly], relit, show_progress="hidden", api_name=name)
     return page
@@ -240,15 +294,14 @@ def serve(
     """Start the page on ``host:port`` (loopback unless told otherwise) until interrupted; ``concurrency``
     requests run at once and up to ``max_queue`` wait, beyond which Gradio answers that the server is busy."""
     require("gradio", "The web page (unsup3d serve)")
-    reconstructor = (
-        Reconstructor.pretrained(device) if checkpoint is None else Reconstructor.from_checkpoint(checkpoint, device)
-    )
+    models = ModelShelf(device, checkpoint)
+    models.get(models.resolve(AUTO, "face"))  # a bad checkpoint fails here, before the page starts
     workspace = Workspace()
     log.info("temporary files in %s", workspace.root)
     # Gradio's uploads live here too, and the request folders' files, already inside it, are served without copies.
     os.environ["GRADIO_TEMP_DIR"] = str(workspace.root)
     try:
-        page = build_app(reconstructor, workspace)
+        page = build_app(models, workspace)
         page.queue(default_concurrency_limit=concurrency, max_size=max_queue)
         page.launch(
             server_name=host,

@@ -287,11 +287,7 @@ def _add_reconstruct(sub) -> None:
         "reconstruct", help="depth, albedo, light, view, meshes, overlays and turntables for each photo or video"
     )
     p.add_argument("inputs", nargs="+", type=Path, help="image or video files, or folders of images")
-    p.add_argument(
-        "--checkpoint",
-        type=Path,
-        help="weights (.safetensors), checkpoint file or run directory; default: the model shipped in the package",
-    )
+    _add_model_choice(p)
     p.add_argument("--output", required=True, type=Path, help="output folder: one sub-folder per input")
     p.add_argument("--crop", choices=CROP_KINDS, default="none", help="find a face or cat face and crop to it")
     p.add_argument(
@@ -329,10 +325,7 @@ def _reconstruct(args) -> int:
         options = OutputOptions(tuple(args.only or available_groups()), args.mesh_size)
     except ValueError as error:
         raise ConfigError(str(error)) from error
-    if args.checkpoint is None:
-        reconstructor = Reconstructor.pretrained(device=args.device)
-    else:
-        reconstructor = Reconstructor.from_checkpoint(args.checkpoint, device=args.device)
+    reconstructor = _chosen_model(args, Reconstructor)
     result = reconstruct_to_folder(
         reconstructor,
         args.inputs,
@@ -356,10 +349,35 @@ def _reconstruct(args) -> int:
     return 3 if result.failed and not result.written else 0
 
 
+def _add_model_choice(p) -> None:
+    """``--model NAME`` (a shipped model) or ``--checkpoint PATH`` (your own), at most one."""
+    from unsup3d.inference.weights import SHIPPED_MODELS
+
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--model",
+        choices=list(SHIPPED_MODELS),
+        help="a model shipped in the package; default: cats with --crop cat, else faces",
+    )
+    group.add_argument("--checkpoint", type=Path, help="your own weights (.safetensors), checkpoint or run directory")
+
+
+def _chosen_model(args, reconstructor_class):
+    """The Reconstructor that ``--model`` / ``--checkpoint`` (and ``--crop``) name."""
+    from unsup3d.inference.weights import model_for_crop
+
+    if args.checkpoint is not None:
+        return reconstructor_class.from_checkpoint(args.checkpoint, device=args.device)
+    name = args.model or model_for_crop(getattr(args, "crop", "none"))
+    return reconstructor_class.pretrained(name, device=args.device)
+
+
 # ---------------------------------------------------------------------- serve
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="a web page for one photo to 3D (Gradio, the web extra)")
-    p.add_argument("--checkpoint", type=Path, help="weights, checkpoint or run directory; default: the shipped model")
+    p.add_argument(
+        "--checkpoint", type=Path, help="your own weights, checkpoint or run directory, offered beside the shipped ones"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=integer(1, 65535), default=7860)
     p.add_argument("--device", default=None, choices=["cpu", "cuda"])
@@ -383,13 +401,24 @@ def _add_export_weights(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="folder for NAME.safetensors and NAME.json")
     p.add_argument("--name", default="model", help="file name without suffix (default: model)")
     p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    p.add_argument(
+        "--card", type=Path, help="JSON file of the model card (training data, terms, recipe, command, scores)"
+    )
     p.set_defaults(func=_export_weights)
 
 
 def _export_weights(args) -> None:
     from unsup3d.inference.weights import export_weights
 
-    written = export_weights(args.checkpoint, args.out, args.name, args.dtype)
+    card = None
+    if args.card is not None:
+        try:
+            card = json.loads(args.card.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"--card {args.card}: not a readable JSON file ({error})") from error
+        if not isinstance(card, dict):
+            raise ConfigError(f"--card {args.card}: must hold a JSON object")
+    written = export_weights(args.checkpoint, args.out, args.name, args.dtype, card)
     print(f"weights written to {written} and {written.with_suffix('.json')}")
 
 

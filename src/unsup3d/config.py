@@ -41,7 +41,7 @@ class ModelConfig:
     border_depth: float | None = None  # depth of the 2 left/right border columns; None: 0.7·max + 0.3·min
     rotation_range: float = 60.0  # max |rx|, |ry|, |rz| in degrees
     xy_translation_range: float = 0.1  # max |tx|, |ty|
-    z_translation_range: float = 0.0  # max |tz| (0.1 for cats in the original)
+    z_translation_range: float = 0.0  # max |tz| (0.1 for cats in the original); at most half the depth range
     min_ambient: float = 0.0
     max_ambient: float = 1.0
     min_diffuse: float = 0.0
@@ -99,6 +99,15 @@ class ModelConfig:
             ">= 0",
         )
         _check(self.lam_depth_curvature >= 0, "model.lam_depth_curvature", self.lam_depth_curvature, ">= 0")
+        # A depth translation beyond the rendered depth's margin pushes the surface into the clamp at near_depth
+        # or far_depth, where the warp sees a flat plane and the depth gets no gradient.
+        margin = (self.max_depth - self.min_depth) / 2
+        _check(
+            0 <= self.z_translation_range <= margin + 1e-9,
+            "model.z_translation_range",
+            self.z_translation_range,
+            f"[0, {margin:g}] (half of model.max_depth - model.min_depth)",
+        )
 
     @property
     def far_depth(self) -> float:

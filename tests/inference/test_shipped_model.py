@@ -13,7 +13,7 @@ REFERENCE = Path(__file__).parent / "data" / "shipped_reference.npz"
 
 
 def test_shipped_model_reproduces_its_reference_outputs():
-    reconstructor = Reconstructor.pretrained(device="cpu")
+    reconstructor = Reconstructor.pretrained("faces-synthetic", device="cpu")
     assert reconstructor.checkpoint_path.suffix == ".safetensors" and reconstructor.iteration == 3000
     images = render_batch([sample_generator(7, 1, k) for k in range(4)], 64, depth=False, canonical=False).image
     rec = reconstructor(images)
@@ -33,7 +33,7 @@ def test_shipped_model_reproduces_its_reference_outputs():
 
 def test_the_shipped_model_learned_3d():
     """Not a flat map: a face's nose is nearer than its cheeks (the canonical depth has relief)."""
-    rec = Reconstructor.pretrained(device="cpu")(
+    rec = Reconstructor.pretrained("faces-synthetic", device="cpu")(
         render_batch([sample_generator(7, 1, k) for k in range(4)], 64, depth=False, canonical=False).image
     )
     centre = rec.canonical_depth[:, 28:36, 28:36].mean(dim=(1, 2))

@@ -202,3 +202,36 @@ def test_write_animation_gif_and_mp4(tmp_path):
         assert reader.get_next_data().shape == (32, 48, 3)  # padded to even sizes, not resized
     with pytest.raises(ValueError, match="gif or .mp4"):
         write_animation(frames, tmp_path / "turn.avi")
+
+
+def test_the_object_mask_is_the_face_ellipse_and_follows_the_view():
+    from unsup3d.diagnostics import elliptical_radius
+    from unsup3d.inference.overlays import object_mask
+
+    size = 32
+    depth = torch.ones(2, size, size)  # a fronto-parallel plane
+    view = torch.zeros(2, 6)
+    view[1, 3] = 0.05  # image 1 shifted right
+    mask = object_mask(depth, view)
+    assert mask.shape == (2, 1, size, size) and mask.min() >= 0 and mask.max() <= 1
+    rho = elliptical_radius(size)
+    assert (mask[0, 0][rho < 0.8] > 0.999).all() and (mask[0, 0][rho > 1] < 1e-6).all()
+    shift = (mask[1, 0] * torch.arange(size)).sum() / mask[1, 0].sum() - (size - 1) / 2
+    assert shift > 1  # the mask's centre moved right with the object
+
+
+def test_the_asymmetry_overlay_leaves_the_background_alone():
+    size = 16
+    confidence = torch.full((1, 2, size, size), 0.1)
+    confidence[:, 1, :, : size // 8] = 3.0  # σ′ high on the left eighth (background)
+    confidence[:, 1, : size // 4, size // 2 :] = 3.0  # and on the top of the right half (object)
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., size // 2 :] = 1  # the object is the right half
+    image = torch.full((1, 3, size, size), 0.5)
+    out = asymmetry_overlay(image, confidence, mask)
+    torch.testing.assert_close(out[..., : size // 2], image[..., : size // 2])  # background untouched
+    assert (out[:, 0, : size // 4, size // 2 :] > 0.85).all()  # the asymmetric part of the object is red
+    torch.testing.assert_close(out[..., size // 4 :, size // 2 :], image[..., size // 4 :, size // 2 :])
+    assert (asymmetry_overlay(image, confidence)[:, 0, :, : size // 8] > 0.85).all()  # unmasked: red there too
+    with pytest.raises(ValueError, match="mask"):
+        asymmetry_overlay(image, confidence, mask[..., :8])

@@ -6,7 +6,7 @@ from _tiny_models import random_images, save_checkpoint, tiny_config
 
 from unsup3d.checkpoint import CheckpointError
 from unsup3d.inference import Reconstructor, export_weights, load_weights, shipped_weights
-from unsup3d.inference.weights import SHIPPED_NAME
+from unsup3d.inference.weights import CARD_FIELDS, DEFAULT_MODEL, SHIPPED_MODELS, model_card, model_for_crop
 from unsup3d.model import PhotoGeometricAutoencoder
 
 
@@ -58,8 +58,34 @@ def test_broken_weights_raise_checkpoint_errors(tmp_path, run_checkpoint):
         export_weights(run_checkpoint, tmp_path, "tiny", "int8")
 
 
-def test_the_shipped_weights_are_in_the_package():
-    path = shipped_weights()
-    assert path.name == f"{SHIPPED_NAME}.safetensors"
+@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+def test_every_shipped_model_is_in_the_package_with_its_card(name):
+    path = shipped_weights(name)
+    assert path.name == f"{SHIPPED_MODELS[name]}.safetensors"
     assert path.is_file() and path.with_suffix(".json").is_file()
-    assert path.stat().st_size < 10_000_000  # a few MB
+    assert path.stat().st_size < 16_000_000  # float16: 6-12 MB
+    card = model_card(name)
+    assert set(CARD_FIELDS) <= set(card) and card["name"] == name
+    assert all(card[field] for field in CARD_FIELDS)
+    assert card["command"].startswith(f"bash scripts/train_shipped_model.sh {name}")  # what trained it
+
+
+def test_cards_repeat_the_terms_of_the_training_data():
+    assert "non-commercial research" in model_card("faces")["terms"]  # UTKFace's terms
+    assert "not stated" in model_card("cats")["terms"]  # the cat images' source states no licence
+    assert "synthetic" in model_card("faces-synthetic")["training_data"]
+
+
+def test_the_default_model_follows_the_crop():
+    assert DEFAULT_MODEL == "faces"
+    assert model_for_crop("cat") == "cats"
+    assert model_for_crop("face") == model_for_crop("none") == "faces"
+    with pytest.raises(ValueError, match="faces-synthetic"):
+        shipped_weights("dogs")
+
+
+def test_export_weights_stores_the_card(run_checkpoint, tmp_path):
+    card = {"name": "tiny", "scores": {"side": 1.0}}
+    path = export_weights(run_checkpoint, tmp_path, "tiny", card=card)
+    _, description = load_weights(path)
+    assert description["card"] == card

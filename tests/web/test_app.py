@@ -22,7 +22,7 @@ from unsup3d.inference import Reconstructor  # noqa: E402
 
 @pytest.fixture(scope="module")
 def reconstructor():
-    return Reconstructor.pretrained("cpu")
+    return Reconstructor.pretrained(device="cpu")
 
 
 @pytest.fixture
@@ -119,3 +119,30 @@ def test_only_the_newest_request_folders_are_kept(workspace, monkeypatch):
         folders.append(workspace.new_folder())
         os.utime(folders[-1], (time.time() - 100 + k, time.time() - 100 + k))  # a strict age order
     assert [f.exists() for f in folders] == [False, False, True, True, True]
+
+
+def test_the_model_choice_follows_the_crop_unless_named(tmp_path):
+    shelf = app.ModelShelf("cpu")
+    assert shelf.choices == [app.AUTO, "faces", "cats", "faces-synthetic"]
+    assert shelf.resolve(app.AUTO, "cat") == "cats"
+    assert shelf.resolve(app.AUTO, "face") == shelf.resolve(app.AUTO, "none") == "faces"
+    assert shelf.resolve("faces-synthetic", "cat") == "faces-synthetic"
+    assert shelf.get("cats") is shelf.get("cats")  # loaded once, then shared
+    assert shelf.get("cats").checkpoint_path.name == "cats_real.safetensors"
+
+
+def test_a_served_checkpoint_is_offered_and_is_what_auto_means(tmp_path):
+    from unsup3d.inference import shipped_weights
+
+    own = shipped_weights("faces-synthetic")
+    shelf = app.ModelShelf("cpu", own)
+    assert shelf.choices[:2] == [app.AUTO, f"checkpoint {own.name}"]
+    assert shelf.resolve(app.AUTO, "cat") == f"checkpoint {own.name}"
+    assert shelf.get(shelf.resolve(app.AUTO, "face")).checkpoint_path == own
+
+
+def test_the_status_line_names_the_model(reconstructor, workspace, tmp_path):
+    path = tmp_path / "face.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(path)
+    result = app.reconstruct_upload(reconstructor, workspace, str(path), "none", "faces")
+    assert "model: faces" in result.status

@@ -10,10 +10,11 @@ from unsup3d.inference.mesh import depth_grid_mesh, grid_vertex_normals, read_ob
 from unsup3d.inference.original import convert_original, load_original
 from unsup3d.inference.reconstructor import Reconstruction, Reconstructor
 from unsup3d.inference.report import write_report
-from unsup3d.inference.weights import export_weights, load_weights, shipped_weights
+from unsup3d.inference.weights import SHIPPED_MODELS, export_weights, load_weights, model_card, shipped_weights
 
 __all__ = [
     "GROUP_FILES",
+    "SHIPPED_MODELS",
     "BatchResult",
     "OutputOptions",
     "Reconstruction",
@@ -25,6 +26,7 @@ __all__ = [
     "grid_vertex_normals",
     "load_original",
     "load_weights",
+    "model_card",
     "read_obj",
     "reconstruct_to_folder",
     "shipped_weights",

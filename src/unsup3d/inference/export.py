@@ -205,7 +205,8 @@ def _write_overlays(job: _Job) -> list[Path]:
     plane = overlays.symmetry_plane_overlay(one.image, one.canonical_depth, one.view, one.fov)
     written = [save_png(out / "symmetry.png", plane[0])]
     if one.confidence is not None:
-        written.append(save_png(out / "asymmetry.png", overlays.asymmetry_overlay(one.image, one.confidence)[0]))
+        mask = overlays.object_mask(one.canonical_depth, one.view, one.fov)
+        written.append(save_png(out / "asymmetry.png", overlays.asymmetry_overlay(one.image, one.confidence, mask)[0]))
     return written
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from unsup3d.diagnostics import elliptical_radius
 from unsup3d.geometry import (
     FOV_DEGREES,
     depth_to_points,
@@ -17,7 +18,7 @@ from unsup3d.geometry import (
     project,
     transform_points,
 )
-from unsup3d.inference.visualize import check_depth_view
+from unsup3d.inference.visualize import check_depth_view, render_view
 from unsup3d.render import render_depth
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "SYMMETRY_COLOUR",
     "asymmetry_map",
     "asymmetry_overlay",
+    "object_mask",
     "symmetry_line",
     "symmetry_plane_overlay",
 ]
@@ -33,6 +35,7 @@ __all__ = [
 SYMMETRY_COLOUR = (0.1, 1.0, 0.2)  # the symmetry line: green
 PLANE_COLOUR = (0.0, 0.85, 1.0)  # the translucent symmetry plane: cyan
 ASYMMETRY_COLOUR = (1.0, 0.0, 0.0)  # σ′ highlights: red
+MASK_EDGE = 0.15  # the object mask fades out over this outer fraction of the face ellipse's radius
 # A point of the symmetry line is hidden when it lies this far behind the nearest surface around its pixel.
 OCCLUSION_TOLERANCE = 1e-3
 
@@ -223,24 +226,46 @@ def asymmetry_map(
     return ((sigma - lo) / (hi - lo).clamp(min=1e-12)).clamp(0, 1) * (hi > lo)
 
 
+def object_mask(canonical_depth: torch.Tensor, view: torch.Tensor, fov: float = FOV_DEGREES) -> torch.Tensor:
+    """Where the object is in the input view: the face ellipse of the canonical frame (the region the depth prior
+    and the collapse statistics call the face, :func:`unsup3d.diagnostics.elliptical_radius`), rendered on the
+    canonical surface at ``view``; its edge ramps from 1 to 0 over the outer :data:`MASK_EDGE` of its radius.
+
+    Args:
+        canonical_depth: (B, S, S) canonical depth.
+        view: (B, 6) viewpoints, radians.
+    Returns:
+        (B, 1, S, S) in [0, 1]: 1 on the object, 0 on the background.
+    """
+    check_depth_view(canonical_depth, view)
+    batch, size, _ = canonical_depth.shape
+    rho = elliptical_radius(size, canonical_depth.device)
+    ellipse = ((1 - rho) / MASK_EDGE).clamp(0, 1).to(canonical_depth.dtype)  # (S, S)
+    with torch.no_grad():
+        return render_view(canonical_depth, ellipse.expand(batch, 1, size, size), view, fov, background=0.0)
+
+
 def asymmetry_overlay(
     image: torch.Tensor,
     confidence: torch.Tensor,
+    mask: torch.Tensor | None = None,
     low: float = 0.5,
     high: float = 0.98,
     strength: float = 0.8,
     colour: tuple[float, float, float] = ASYMMETRY_COLOUR,
     channel: int = 1,
 ) -> torch.Tensor:
-    """The flipped reconstruction's confidence σ′ in red over the input (paper Fig. 6b).
+    """The flipped reconstruction's confidence σ′ in red over the object in the input (paper Fig. 6b).
 
     The confidence maps are predicted in the input view, so they overlay the input directly (no warp). The map
     is :func:`asymmetry_map` (per-image quantile normalisation, resampled to the image when it is the S/4
-    perceptual one) and the output is ``image · (1 − strength·a) + colour · strength·a``.
+    perceptual one), limited to the object by ``mask`` (:func:`object_mask`; the background's σ′ says nothing
+    about the object's symmetry), and the output is ``image · (1 − strength·a) + colour · strength·a``.
 
     Args:
         image: (B, 3, S, S) input images in [0, 1].
         confidence: (B, 2, h, w) σ and σ′, or (B, h, w) one map.
+        mask: (B, 1, S, S) in [0, 1], where to draw; None: everywhere.
     Returns:
         (B, 3, S, S) in [0, 1].
     """
@@ -248,6 +273,10 @@ def asymmetry_overlay(
     if confidence.shape[0] != image.shape[0]:
         raise ValueError(f"confidence has batch {confidence.shape[0]}, image {image.shape[0]}")
     weight = asymmetry_map(confidence.to(image.device), image.shape[-1], low, high, channel) * strength
+    if mask is not None:
+        if mask.shape != weight.shape:
+            raise ValueError(f"mask must be {tuple(weight.shape)}, got {tuple(mask.shape)}")
+        weight = weight * mask.to(weight)
     return _blend(image.float(), weight, colour).clamp(0, 1)
 
 

@@ -30,7 +30,7 @@ from unsup3d.data.images import (
 )
 from unsup3d.geometry import FOV_DEGREES
 from unsup3d.inference.crop import NoDetectionError, crop_photo
-from unsup3d.inference.weights import load_model, shipped_weights
+from unsup3d.inference.weights import DEFAULT_MODEL, load_model, shipped_weights
 from unsup3d.model import PhotoGeometricAutoencoder, Prediction
 from unsup3d.viz import normals_to_image
 
@@ -168,10 +168,16 @@ class Reconstructor:
         return reconstructor
 
     @classmethod
-    def pretrained(cls, device: str | torch.device | None = None) -> Reconstructor:
-        """The model that ships inside the package: the ``cpu`` recipe trained on the built-in synthetic faces
-        (``scripts/train_shipped_model.sh``; what it was trained on and how well it does: the README)."""
-        return cls.from_checkpoint(shipped_weights(), device)
+    def pretrained(cls, name: str = DEFAULT_MODEL, device: str | torch.device | None = None) -> Reconstructor:
+        """A model that ships inside the package: ``"faces"`` (real face photos, the default), ``"cats"`` (real
+        cat-face photos) or ``"faces-synthetic"`` (the built-in synthetic faces); see
+        :data:`~unsup3d.inference.weights.SHIPPED_MODELS`. What each was trained on, under which terms, and how
+        well it does: :func:`~unsup3d.inference.weights.model_card` and the README.
+
+        Raises:
+            ValueError: ``name`` is not a shipped model.
+        """
+        return cls.from_checkpoint(shipped_weights(name), device)
 
     @property
     def image_size(self) -> int:

@@ -3,7 +3,8 @@ the package (``unsup3d/weights/``) and of ``unsup3d export-weights``.
 
 ``NAME.safetensors`` holds the state dict of a :class:`~unsup3d.model.PhotoGeometricAutoencoder` (float16 or
 float32; no pickle, so loading runs no code from the file) and ``NAME.json`` beside it holds
-``{"model_config": {...}, "dtype": ..., "source": {...}}``. Loading always gives a float32 model.
+``{"model_config": {...}, "dtype": ..., "source": {...}}`` and, for a shipped model, its ``"card"``
+(:func:`model_card`). Loading always gives a float32 model.
 """
 
 from __future__ import annotations
@@ -26,26 +27,66 @@ from unsup3d.checkpoint import (
 from unsup3d.config import ConfigError, model_config_from_dict
 from unsup3d.model import PhotoGeometricAutoencoder
 
-__all__ = ["SHIPPED_NAME", "WEIGHT_DTYPES", "export_weights", "load_model", "load_weights", "shipped_weights"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "SHIPPED_MODELS",
+    "WEIGHT_DTYPES",
+    "export_weights",
+    "load_model",
+    "load_weights",
+    "model_card",
+    "model_for_crop",
+    "shipped_weights",
+]
 
-# The model inside the package: the ``cpu`` recipe trained on the built-in synthetic faces
-# (scripts/train_shipped_model.sh).
-SHIPPED_NAME = "faces_synthetic"
+SHIPPED_MODELS = {"faces": "faces_real", "cats": "cats_real", "faces-synthetic": "faces_synthetic"}
+"""The models inside the package, by name: their file stems in ``unsup3d/weights/``. ``faces``: real face photos
+(UTKFace); ``cats``: real cat-face photos; ``faces-synthetic``: the built-in synthetic faces. How each was trained,
+on what, under which terms and how well it does: the ``card`` of its JSON (:func:`model_card`) and the README."""
+
+DEFAULT_MODEL = "faces"
+CROP_MODELS = {"cat": "cats"}
+"""The model a crop kind calls for when none is named (:func:`model_for_crop`); others get :data:`DEFAULT_MODEL`."""
+
+CARD_FIELDS = ("name", "training_data", "terms", "recipe", "command", "scores")
+"""What every shipped model's card states."""
+
 WEIGHT_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
-def shipped_weights() -> Path:
-    """Path of the shipped model's ``.safetensors`` file (its ``.json`` lies beside it)."""
-    return Path(str(resources.files("unsup3d") / "weights" / f"{SHIPPED_NAME}.safetensors"))
+def shipped_weights(name: str = DEFAULT_MODEL) -> Path:
+    """Path of the shipped model ``name``'s ``.safetensors`` file (its ``.json`` lies beside it).
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`SHIPPED_MODELS`.
+    """
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"unknown model {name!r}: the package ships {', '.join(SHIPPED_MODELS)}")
+    return Path(str(resources.files("unsup3d") / "weights" / f"{SHIPPED_MODELS[name]}.safetensors"))
 
 
-def export_weights(checkpoint: str | Path, out_dir: str | Path, name: str, dtype: str = "float16") -> Path:
+def model_for_crop(crop: str) -> str:
+    """The shipped model for photos cropped with ``crop`` (``"cat"`` → ``"cats"``, else ``"faces"``)."""
+    return CROP_MODELS.get(crop, DEFAULT_MODEL)
+
+
+def model_card(name: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """The card of the shipped model ``name``: its training data, their terms, the recipe, the command that
+    trained it and its measured scores (the ``card`` object of its JSON, fields :data:`CARD_FIELDS`)."""
+    description = json.loads(shipped_weights(name).with_suffix(".json").read_text(encoding="utf-8"))
+    return description["card"]
+
+
+def export_weights(
+    checkpoint: str | Path, out_dir: str | Path, name: str, dtype: str = "float16", card: dict | None = None
+) -> Path:
     """Write the model of a checkpoint (or of a run directory's newest one) as ``out_dir/name.safetensors`` and
     ``out_dir/name.json``.
 
     Args:
         checkpoint: one of our checkpoints, a run directory, or a converted original checkpoint.
         dtype: ``"float16"`` (half the size) or ``"float32"``; loading casts back to float32.
+        card: the model card stored as the JSON's ``card`` (training data, terms, recipe, command, scores).
     Returns:
         The ``.safetensors`` path.
     Raises:
@@ -67,6 +108,8 @@ def export_weights(checkpoint: str | Path, out_dir: str | Path, name: str, dtype
         "dtype": dtype,
         "source": {"checkpoint": found.name, "iteration": int(state.get("iteration", 0))},
     }
+    if card is not None:
+        description["card"] = card
     target.with_suffix(".json").write_text(json.dumps(description, indent=2) + "\n")
     return target
 
