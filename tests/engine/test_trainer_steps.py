@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 
 import numpy as np
@@ -9,6 +10,7 @@ from unsup3d.checkpoint import list_checkpoints, load_checkpoint
 from unsup3d.config import build_config
 from unsup3d.engine.schedule import EpochBatchSampler, learning_rate
 from unsup3d.engine.trainer import MAX_NONFINITE_STEPS, Trainer, TrainingError
+from unsup3d.engine.training import build_training
 
 TINY = {"depth_nf": 8, "albedo_nf": 8, "encoder_nf": 8, "conf_nf": 8, "autoencoder_zdim": 16, "conf_zdim": 16}
 
@@ -175,3 +177,41 @@ def test_checkpoints_store_the_model_configuration_on_its_own(trainer):
     state = load_checkpoint(list_checkpoints(trainer.run_dir / "checkpoints")[-1])
     assert state["model_config"] == dataclasses.asdict(trainer.config.model)
     assert state["config"] == trainer.config.to_dict()  # the whole run, for resuming
+
+
+def test_adam_is_fused_and_resumes_unfused_states_to_the_same_step(trainer):
+    assert trainer.optimizer.param_groups[0]["fused"] is True
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    trainer.iteration = 300  # the objective, not the depth prior
+    model = trainer.model
+    unfused = torch.optim.Adam(model.parameters(), lr=trainer.config.train.lr)  # the optimiser of older checkpoints
+
+    def step(optimizer):
+        optimizer.zero_grad()
+        trainer.training.loss_terms(images, 300)["total"].backward()
+        optimizer.step()
+
+    step(unfused)
+    saved_model = {k: v.clone() for k, v in model.state_dict().items()}
+    saved = copy.deepcopy(unfused.state_dict())
+    trainer.optimizer.load_state_dict(saved)
+    assert trainer.optimizer.param_groups[0]["fused"] is True
+    torch.manual_seed(0)
+    step(unfused)
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(saved_model)
+    torch.manual_seed(0)
+    step(trainer.optimizer)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, reference[key], rtol=1e-5, atol=1e-7, msg=key)
+
+
+def test_channels_last_option_computes_the_same_loss(tmp_path):
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    losses = []
+    for flag in (False, True):
+        config = build_config({"model": TINY, "train": {"channels_last": flag}, "data": {"train_dir": str(tmp_path)}})
+        torch.manual_seed(0)
+        training = build_training(config)
+        losses.append(training.loss_terms(images, 10**4)["total"])
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)

@@ -236,3 +236,21 @@ def test_wrong_input_shape_raises():
 def test_group_norm_needs_width_multiple_of_four():
     with pytest.raises(ValueError, match="divisible by 4"):
         EncoderDecoder(3, 1, 32, 6)
+
+
+def test_group_norm_runs_in_float32_under_autocast_and_is_plain_group_norm_outside():
+    norm = EncoderDecoder(3, 1, 16, 8).network[1]
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    plain = nn.GroupNorm(norm.num_groups, norm.num_channels)
+    plain.load_state_dict(norm.state_dict())
+    x = torch.randn(2, 8, 16, 16)
+    assert torch.equal(norm(x), plain(x))
+    assert torch.equal(norm.double()(x.double()), plain.double()(x.double()))  # float64 stays float64
+    norm.float(), plain.float()
+    low = x.bfloat16()
+    with torch.autocast("cpu", torch.bfloat16):
+        out = norm(low)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, plain(low.float()), rtol=1e-6, atol=1e-6)  # exactly float32 group norm

@@ -152,9 +152,9 @@ def view_cycle_loss(model: PhotoGeometricAutoencoder, pred: Prediction, images: 
 
 def build_training(config: Config, device: torch.device | str = "cpu", perceptual: nn.Module | None = None) -> Training:
     """The model (channels-last and compiled as ``train`` says), the objective with its perceptual network, and
-    Adam, on ``device``. Call :func:`configure_process` first for a seeded initialisation. A ``train.supervised``
-    run's model has its view and appearance fixed (:func:`unsup3d.engine.supervised.fix_view_and_appearance`) and
-    no perceptual network.
+    Adam (fused: one kernel for all parameters), on ``device``. Call :func:`configure_process` first for a seeded
+    initialisation. A ``train.supervised`` run's model has its view and appearance fixed
+    (:func:`unsup3d.engine.supervised.fix_view_and_appearance`) and no perceptual network.
 
     Args:
         perceptual: a feature network to use instead of building the configured pretrained one (the step
@@ -175,8 +175,17 @@ def build_training(config: Config, device: torch.device | str = "cpu", perceptua
     if config.train.compile:
         for network in model.networks().values():
             network.compile()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay, fused=True
+    )
+    optimizer.register_load_state_dict_pre_hook(_load_as_fused)
     return Training(config, model, objective, optimizer)
+
+
+def _load_as_fused(optimizer: torch.optim.Optimizer, state: dict) -> dict:
+    """Optimiser states saved by the unfused Adam (older checkpoints) load as fused, their step counts placed
+    where the fused kernel reads them."""
+    return {**state, "param_groups": [{**group, "fused": True} for group in state["param_groups"]]}
 
 
 def _agree_alone(flag: bool) -> bool:
@@ -211,9 +220,10 @@ def train_step(
         log.warning("non-finite loss at iteration %d: step skipped", iteration)
         return None
     terms["total"].backward()
-    # One host sync for all gradients (and one for the logged terms below), not one per tensor.
+    # One multi-tensor norm and one host sync for all gradients (and one for the logged terms below): the norm is
+    # finite exactly when every gradient is (or its square sum overflows float32, also a step to skip).
     grads = [p.grad for p in training.model.parameters() if p.grad is not None]
-    if not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+    if not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads, foreach=True))):
         log.warning("non-finite gradient at iteration %d: step skipped", iteration)
         optimizer.zero_grad(set_to_none=True)
         return None

@@ -33,12 +33,20 @@ def normals_from_points(points: torch.Tensor, border: str = "frame", shorten: fl
     if border not in BORDERS:
         raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
     if border == "one_sided":
-        return _unit(torch.linalg.cross(_one_sided(points, 2), _one_sided(points, 1), dim=-1), shorten)
+        return _unit(cross(_one_sided(points, 2), _one_sided(points, 1)), shorten)
     tu = points[:, 1:-1, 2:] - points[:, 1:-1, :-2]
     tv = points[:, 2:, 1:-1] - points[:, :-2, 1:-1]
     out = points.new_tensor([0.0, 0.0, 1.0 / (1.0 + shorten)]).expand(points.shape).clone()
-    out[:, 1:-1, 1:-1] = _unit(torch.linalg.cross(tu, tv, dim=-1), shorten)
+    out[:, 1:-1, 1:-1] = _unit(cross(tu, tv), shorten)
     return out
+
+
+def cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a × b`` over the last dimension (size 3) of same-shaped tensors, by its component formula: about twice
+    as fast as ``torch.linalg.cross`` forward and backward on CPU, equal to it up to float rounding."""
+    a0, a1, a2 = a.unbind(-1)
+    b0, b1, b2 = b.unbind(-1)
+    return torch.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], dim=-1)
 
 
 def _one_sided(points: torch.Tensor, dim: int) -> torch.Tensor:

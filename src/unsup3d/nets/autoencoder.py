@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .encoder import DOWN_STAGES, check_image_size, check_images
@@ -20,11 +21,26 @@ from .encoder import DOWN_STAGES, check_image_size, check_images
 UP_STAGES: dict[int, tuple[int, ...]] = {64: (4, 2, 1), 128: (8, 4, 2, 1), 256: (8, 8, 4, 2, 1)}
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
+class GroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` that runs in float32 under autocast, as CUDA's autocast runs it; CPU's autocast leaves it
+    in bfloat16, whose backward is 2-3 times slower than float32's on CPU (``docs/benchmarks.md``). Outside
+    autocast it is ``nn.GroupNorm``; its parameters and state-dict keys are the same.
+
+    Shapes: ``(B, C, H, W)`` -> ``(B, C, H, W)``, float32 under autocast, else the input's dtype.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 or not torch.is_autocast_enabled(x.device.type):
+            return super().forward(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(), self.eps)
+
+
+def group_norm(channels: int) -> GroupNorm:
     """GroupNorm with 4 channels per group (16 groups at 64 channels, as in the original)."""
     if channels % 4:
         raise ValueError(f"GroupNorm needs a channel count divisible by 4, got {channels}")
-    return nn.GroupNorm(channels // 4, channels)
+    return GroupNorm(channels // 4, channels)
 
 
 def encoder_layers(cin: int, zdim: int, nf: int, image_size: int) -> list[nn.Module]:
