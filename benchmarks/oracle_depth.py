@@ -16,10 +16,10 @@ import math
 
 import torch
 
-from unsup3d.data.synthetic import render_params, sample_generator, sample_params
 from unsup3d.inference import Reconstructor
 from unsup3d.metrics import depth_metrics
 from unsup3d.render import render_depth
+from unsup3d.synthetic.generator import render_params, sample_generator, sample_params
 
 FAR = (1.1, 1.3)  # two depths given to pixels without a surface: rendered pixels that depend on them are invalid
 

@@ -42,12 +42,12 @@ import torch
 from unsup3d.checkpoint import list_checkpoints
 from unsup3d.config import build_config, load_preset, parse_overrides
 from unsup3d.data import PairedDepthDataset
-from unsup3d.data.synthetic_dataset import write_dataset
-from unsup3d.data.synthetic_keypoints import has_keypoints
 from unsup3d.engine.trainer import Trainer
 from unsup3d.evaluation import evaluation_report
 from unsup3d.inference import Reconstructor
 from unsup3d.metrics import summarize
+from unsup3d.synthetic.dataset import write_dataset
+from unsup3d.synthetic.keypoints import has_keypoints
 
 log = logging.getLogger("paper_tables")
 

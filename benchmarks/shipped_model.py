@@ -34,7 +34,7 @@ REFERENCE_SEEDS = (0, 1, 2, 3)  # sample_generator(seed=7, split=1, index) of th
 
 def reference_images() -> torch.Tensor:
     """(4, 3, 64, 64) synthetic faces, fixed by the generator's seeds (the test regenerates them)."""
-    from unsup3d.data.synthetic import render_batch, sample_generator
+    from unsup3d.synthetic.generator import render_batch, sample_generator
 
     return render_batch([sample_generator(7, 1, k) for k in REFERENCE_SEEDS], 64, depth=False, canonical=False).image
 

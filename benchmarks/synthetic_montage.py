@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from unsup3d.data.synthetic import render_batch, sample_generator
-from unsup3d.data.synthetic_categories import CATEGORIES
+from unsup3d.synthetic.categories import CATEGORIES
+from unsup3d.synthetic.generator import render_batch, sample_generator
 from unsup3d.viz import depth_to_image, image_grid, to_uint8
 
 

@@ -112,7 +112,7 @@ def check(command: str, values: dict, places) -> None:
     event("refused" if refused else "accepted")
     with (
         errors_logged() as errors,
-        mock.patch("unsup3d.data.synthetic_dataset.write_dataset") as write_dataset,
+        mock.patch("unsup3d.synthetic.dataset.write_dataset") as write_dataset,
         mock.patch("unsup3d.cli.require"),
         mock.patch("unsup3d.app.serve") as serve,
     ):

@@ -10,7 +10,6 @@ import torch
 
 from unsup3d import Reconstructor
 from unsup3d.config import ModelConfig
-from unsup3d.data.synthetic import render_batch, sample_generator
 from unsup3d.diagnostics import (
     DETECTORS,
     FINE_SIGMA,
@@ -28,6 +27,7 @@ from unsup3d.diagnostics import (
     translation_yaw_correlation,
 )
 from unsup3d.model import FACE_AXES
+from unsup3d.synthetic.generator import render_batch, sample_generator
 
 IMAGES = 16
 

@@ -205,7 +205,7 @@ def _zip_obj(folder: Path) -> Path:
 def write_examples(folder: Path) -> list[Path]:
     """The bundled examples as files: scikit-image's astronaut (a face) and chelsea (a cat), and two built-in
     synthetic faces (the ``faces-synthetic`` model's own kind of data)."""
-    from unsup3d.data.synthetic import render_batch, sample_generator
+    from unsup3d.synthetic.generator import render_batch, sample_generator
 
     skimage_data = require("skimage.data", "The web page's examples")
     folder.mkdir(parents=True, exist_ok=True)

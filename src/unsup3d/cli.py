@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------- synth
 def _add_synth(sub) -> None:
-    from unsup3d.data.synthetic_categories import CATEGORIES
+    from unsup3d.synthetic.categories import CATEGORIES
 
     p = sub.add_parser("synth", help="write the built-in synthetic dataset with exact ground-truth depth")
     p.add_argument("--out", required=True, type=Path, help="output folder (train/ and test/ are created)")
@@ -161,8 +161,8 @@ def _add_synth(sub) -> None:
 
 
 def _synth(args) -> None:
-    from unsup3d.data.synthetic_dataset import write_dataset
-    from unsup3d.data.synthetic_keypoints import has_keypoints
+    from unsup3d.synthetic.dataset import write_dataset
+    from unsup3d.synthetic.keypoints import has_keypoints
 
     require("skimage.data", "The synthetic face generator (photo backgrounds)")  # fail before writing files
     write_dataset(

@@ -39,6 +39,7 @@ def image_grid(rows: list[torch.Tensor], pad: int = 1) -> torch.Tensor:
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(..., C, H, W) values in [0, 1] (clamped) → (..., H, W, C) uint8, rounded: what image files hold."""
-    pixels = images.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
+    """(..., C, H, W) values in [0, 1] (clamped) → (..., H, W, C) uint8, rounded half up (``⌊255·x + ½⌋`` in
+    float32, the synthetic data's rounding): what image files hold."""
+    pixels = images.detach().float().cpu().clamp(0, 1).mul(255).add(0.5).floor().to(torch.uint8)
     return np.ascontiguousarray(pixels.movedim(-3, -1).numpy())

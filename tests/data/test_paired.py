@@ -191,7 +191,7 @@ def test_keypoints_follow_crop_and_resize(tmp_path):
 def test_synthetic_test_split_carries_its_keypoints(tmp_path):
     import json
 
-    from unsup3d.data.synthetic_dataset import write_dataset
+    from unsup3d.synthetic.dataset import write_dataset
 
     out = write_dataset(tmp_path / "synth", n_train=0, n_test=3, size=24, seed=2, progress=False)
     dataset = PairedDepthDataset(out / "test", image_size=24)

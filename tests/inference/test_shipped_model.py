@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from unsup3d import Reconstructor
-from unsup3d.data.synthetic import render_batch, sample_generator
+from unsup3d.synthetic.generator import render_batch, sample_generator
 
 REFERENCE = Path(__file__).parent / "data" / "shipped_reference.npz"
 

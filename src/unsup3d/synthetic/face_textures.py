@@ -1,6 +1,6 @@
 """Albedo of the synthetic faces, evaluated per pixel at canonical surface points.
 
-The albedo is a function of the canonical point ``(x, y)`` (metres, see :mod:`.synthetic_shapes`) and the part
+The albedo is a function of the canonical point ``(x, y)`` (metres, see :mod:`.face_shapes`) and the part
 (head or neck), so it is sharp at any resolution. Symmetric features: skin tone with low-frequency variation,
 cheek and nose redness, eye-socket darkening, eyes (sclera, iris, pupil, lid line), brows, nostrils, lips and
 the mouth line, hair (top, sides) with strands, an optional beard and glasses, and a neck with optional
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unsup3d.data.synthetic_paint import col, grid_noise, line, mix, pick, step
-from unsup3d.data.synthetic_shapes import gauss, gauss_radius, hair_mask, layout, mouth_line
 from unsup3d.extras import require
 from unsup3d.ops import gaussian_blur
+from unsup3d.synthetic.face_shapes import gauss, gauss_radius, hair_mask, layout, mouth_line
+from unsup3d.synthetic.paint import col, grid_noise, line, mix, pick, step
 
 # Skin tones from light to dark (linear interpolation between neighbours), RGB in [0, 1].
 SKIN_TONES = np.array(

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from unsup3d.data import synthetic as syn
-from unsup3d.data import synthetic_shapes as shapes
-from unsup3d.data.synthetic_dataset import write_dataset
 from unsup3d.geometry import focal_length, project, transform_points
+from unsup3d.synthetic import face_shapes as shapes
+from unsup3d.synthetic import generator as syn
+from unsup3d.synthetic.dataset import write_dataset
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +222,7 @@ def test_identity_view_follows_the_methods_image_formation():
 @pytest.fixture(scope="module")
 def keypoint_samples():
     """Eight 32×32 samples, four of them turned far to each side, with their keypoints."""
-    from unsup3d.data.synthetic_keypoints import face_keypoints
+    from unsup3d.synthetic.keypoints import face_keypoints
 
     size = 32
     params = [syn.sample_params(np.random.default_rng(40 + seed), size) for seed in range(8)]
@@ -234,7 +234,7 @@ def keypoint_samples():
 def test_keypoints_are_mesh_points_seen_exactly_when_nothing_hides_them(keypoint_samples):
     """Brute-force ray casting: a visible keypoint is the nearest surface on its ray; a hidden one in the frame
     has a surface more than the tolerance in front of it."""
-    from unsup3d.data.synthetic_keypoints import VISIBILITY_TOLERANCE
+    from unsup3d.synthetic.keypoints import VISIBILITY_TOLERANCE
 
     params, keypoints, size = keypoint_samples
     for b, p in enumerate(params):
@@ -258,7 +258,7 @@ def test_keypoints_are_mesh_points_seen_exactly_when_nothing_hides_them(keypoint
 
 
 def test_keypoint_landmarks_are_where_the_face_is():
-    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_landmarks
+    from unsup3d.synthetic.keypoints import FACE_KEYPOINTS, face_landmarks
 
     rng = np.random.default_rng(6)
     params = [syn.sample_params(rng, 32) for _ in range(16)]
@@ -281,7 +281,7 @@ def test_keypoint_landmarks_are_where_the_face_is():
 
 
 def test_nose_tip_keypoint_is_near_the_nearest_point_of_a_frontal_face():
-    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_keypoints
+    from unsup3d.synthetic.keypoints import FACE_KEYPOINTS, face_keypoints
 
     size = 32
     params = [syn.sample_params(np.random.default_rng(seed), size) for seed in range(4)]
@@ -295,7 +295,7 @@ def test_nose_tip_keypoint_is_near_the_nearest_point_of_a_frontal_face():
 
 
 def test_keypoints_outside_the_frame_are_not_visible():
-    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_keypoints
+    from unsup3d.synthetic.keypoints import FACE_KEYPOINTS, face_keypoints
 
     size = 24
     params = syn.sample_params(np.random.default_rng(3), size)
@@ -309,8 +309,8 @@ def test_keypoints_outside_the_frame_are_not_visible():
 def test_true_depth_map_at_the_keypoints_correlates_fully():
     """The paper's "ground truth" row of Table 5 on our data: the true depth map sampled at the visible keypoints
     scores nearly K (bilinear interpolation over 1-pixel neighbourhoods is the only difference)."""
-    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_keypoints
     from unsup3d.metrics import keypoint_depth_correlation, sample_depth_at
+    from unsup3d.synthetic.keypoints import FACE_KEYPOINTS, face_keypoints
 
     size = 24
     params = [syn.sample_params(syn.sample_generator(2, 1, k), size) for k in range(12)]
@@ -323,7 +323,7 @@ def test_true_depth_map_at_the_keypoints_correlates_fully():
 
 
 def test_written_keypoints_match_the_generator(tmp_path):
-    from unsup3d.data.synthetic_keypoints import FACE_KEYPOINTS, face_keypoints
+    from unsup3d.synthetic.keypoints import FACE_KEYPOINTS, face_keypoints
 
     out = write_dataset(tmp_path / "synth", n_train=0, n_test=3, size=24, seed=4, progress=False, batch_size=2)
     assert json.loads((out / "dataset.json").read_text())["keypoints"]["names"] == list(FACE_KEYPOINTS)
@@ -336,7 +336,7 @@ def test_written_keypoints_match_the_generator(tmp_path):
 
 
 def test_keypoints_are_for_faces_only():
-    from unsup3d.data.synthetic_keypoints import face_keypoints
+    from unsup3d.synthetic.keypoints import face_keypoints
 
     car = syn.sample_params(np.random.default_rng(0), 16, category="car")
     with pytest.raises(ValueError, match="faces only"):
@@ -344,7 +344,7 @@ def test_keypoints_are_for_faces_only():
 
 
 def test_keypoint_visibility_does_not_depend_on_the_pass_size(keypoint_samples, monkeypatch):
-    import unsup3d.data.synthetic_keypoints as kp
+    import unsup3d.synthetic.keypoints as kp
 
     params, keypoints, size = keypoint_samples
     vertices, _ = syn.mesh_in_view(params[:2], size)

@@ -1,6 +1,6 @@
 """Geometry of the synthetic cars: identity parameters, the body and tyre meshes, their normals.
 
-Frame: that of :mod:`.synthetic_shapes` (the canonical camera frame, metres, x right, y down, z forward). The
+Frame: that of :mod:`.face_shapes` (the canonical camera frame, metres, x right, y down, z forward). The
 canonical view looks at the front of the car from above, as the paper's ShapeNet car renders do: from the top of
 the image down, the roof, the windscreen, the bonnet and the front face (headlamps, grille, bumper), with both
 front tyres below the bumper. The car is a toy at the scale of the faces, seen at depth 1.
@@ -24,7 +24,7 @@ bumper skewed by up to ±2 mm at the corners, together within ±4 mm (:data:`ASY
 
 The body mesh is a vertex grid whose columns are equally spaced across the body and whose rows span each
 column from the roof line to the bumper, so its border is the silhouette; faces and vertex normals are those of
-the face meshes (:func:`unsup3d.render.grid_faces`, :func:`.synthetic_shapes.grid_normals`).
+the face meshes (:func:`unsup3d.render.grid_faces`, :func:`.face_shapes.grid_normals`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unsup3d.data.synthetic_shapes import FRAME_HALF, MIN_GRID_SIZE, gauss, grid_normals, smoothstep
 from unsup3d.render import grid_faces
+from unsup3d.synthetic.face_shapes import FRAME_HALF, MIN_GRID_SIZE, gauss, grid_normals, smoothstep
 
 # Uniform ranges (metres unless stated) of the per-identity parameters; rows are image rows (y down).
 SHAPE_RANGES: dict[str, tuple[float, float]] = {
@@ -258,7 +258,7 @@ def object_mesh(shape: dict[str, torch.Tensor], size: int):
     """Body and tyres of a batch of cars in the canonical frame.
 
     Args:
-        shape: stacked shape parameters (:func:`.synthetic_shapes.stack_params`).
+        shape: stacked shape parameters (:func:`.face_shapes.stack_params`).
         size: image size, sets the mesh resolution.
     Returns:
         points (B, N, 3), normals (B, N, 3), and ``is_body`` (N,) bool (False for tyre vertices).

@@ -7,13 +7,13 @@ from the viewpoint ``view = (rx, ry, rz, tx, ty, tz)`` of the method's conventio
 (``X' = R (X − c) + c + t``, ``R = Rz · Ry · Rx``, ``c = (0, 0, 1)``), over a far photographic or procedural
 background. Units are metres: the object sits at depth ≈ 1 and the image spans ≈ 0.175 m there (fov 10°).
 
-The object category (``category``, :mod:`.synthetic_categories`) sets the mesh, the shape and albedo
+The object category (``category``, :mod:`.categories`) sets the mesh, the shape and albedo
 distributions and their parameters; everything else below is shared. ``face`` (the default) is described here;
 ``car`` (a car seen from the front and above, 11–14 cm wide, with two front tyres) in
-:mod:`.synthetic_car_shapes` and :mod:`.synthetic_car_textures`.
+:mod:`.car_shapes` and :mod:`.car_textures`.
 
-Distribution (uniform unless stated; shape details in :mod:`.synthetic_shapes`, albedo in
-:mod:`.synthetic_textures`):
+Distribution (uniform unless stated; shape details in :mod:`.face_shapes`, albedo in
+:mod:`.face_textures`):
 
 - head: width 0.13–0.16 m at the eye line, eye line to chin 9.5–11 cm, ellipsoidal cap 3.5–5 cm deep, nose
   1.4–2.6 cm out of the face (2 cm ± 30 %), total relief (nose tip to rim) ≈ 5.5–8.5 cm; symmetric identity
@@ -55,9 +55,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unsup3d.data import synthetic_shapes as shapes
-from unsup3d.data import synthetic_textures as textures
-from unsup3d.data.synthetic_categories import Category, get_category
 from unsup3d.geometry import FOV_DEGREES, focal_length, project, transform_points
 from unsup3d.ops import gaussian_blur
 from unsup3d.render import (
@@ -69,6 +66,10 @@ from unsup3d.render import (
     light_direction,
     rasterize,
 )
+from unsup3d.synthetic import face_shapes as shapes
+from unsup3d.synthetic import face_textures as textures
+from unsup3d.synthetic.categories import Category, get_category
+from unsup3d.viz import to_uint8
 
 GENERATOR_VERSION = "1.0"
 POSE_RANGES = {
@@ -170,7 +171,7 @@ class SampleParams:
     noise_sigma: float
     jpeg_quality: int  # 0: no JPEG compression
     patch: ColourPatch | None = None  # the asymmetric perturbation, None when off
-    category: str = "face"  # a name of :data:`.synthetic_categories.CATEGORIES`
+    category: str = "face"  # a name of :data:`.categories.CATEGORIES`
 
 
 def sample_view(rng: np.random.Generator) -> np.ndarray:
@@ -408,8 +409,3 @@ def split_generators(seed: int, n_train: int, n_test: int) -> tuple[list, list]:
         [sample_generator(seed, 0, k) for k in range(n_train)],
         [sample_generator(seed, 1, k) for k in range(n_test)],
     )
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    return (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)

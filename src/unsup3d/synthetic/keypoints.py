@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from unsup3d.data import synthetic_shapes as shapes
-from unsup3d.data.synthetic import SampleParams, mesh_in_view
 from unsup3d.geometry import FOV_DEGREES, project
 from unsup3d.render import interpolate_depth, rasterize
+from unsup3d.synthetic import face_shapes as shapes
+from unsup3d.synthetic.generator import SampleParams, mesh_in_view
 
 FACE_KEYPOINTS = (
     "brow_outer_left", "brow_inner_left", "brow_inner_right", "brow_outer_right",
@@ -65,7 +65,7 @@ def face_landmarks(shape: dict[str, torch.Tensor], albedo: dict[str, torch.Tenso
     """Canonical (x, y) of the :data:`FACE_KEYPOINTS` landmarks, where the geometry and albedo put them.
 
     Args:
-        shape: stacked shape parameters (:func:`unsup3d.data.synthetic_shapes.stack_params`), (B, 1) scalars.
+        shape: stacked shape parameters (:func:`unsup3d.synthetic.face_shapes.stack_params`), (B, 1) scalars.
         albedo: stacked albedo parameters of the same samples (``eye`` (B, 4), ``brow`` (B, 4)).
     Returns:
         (B, K, 2) metres in the canonical frame, in the order of :data:`FACE_KEYPOINTS`.
@@ -94,7 +94,7 @@ def face_landmarks(shape: dict[str, torch.Tensor], albedo: dict[str, torch.Tenso
 
 
 def nearest_head_vertices(shape: dict[str, torch.Tensor], landmarks: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, K) long index of the head-mesh vertex (first in :func:`~unsup3d.data.synthetic_shapes.object_mesh`)
+    """(B, K) long index of the head-mesh vertex (first in :func:`~unsup3d.synthetic.face_shapes.object_mesh`)
     nearest to each (B, K, 2) canonical landmark in (x, y)."""
     x, y = shapes.head_points(shape, *shapes.head_grid(size))  # (B, N) each
     grid = torch.stack([x.expand_as(y), y], dim=-1)  # (B, N, 2)
@@ -110,7 +110,7 @@ def face_keypoints(params: Sequence[SampleParams], size: int = 64, fov: float = 
     """The :data:`FACE_KEYPOINTS` of drawn face samples in their input views (see the module docstring).
 
     Args:
-        params: B samples from :func:`unsup3d.data.synthetic.sample_params` drawn for ``size``.
+        params: B samples from :func:`unsup3d.synthetic.generator.sample_params` drawn for ``size``.
         size: image size S the samples are rendered at (sets the mesh).
         fov: field of view in degrees.
     Returns:

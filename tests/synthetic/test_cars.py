@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from unsup3d.cli import main
-from unsup3d.data import synthetic as syn
-from unsup3d.data import synthetic_car_shapes as car
-from unsup3d.data import synthetic_car_textures as car_textures
 from unsup3d.data.paired import PairedDepthDataset
-from unsup3d.data.synthetic_categories import CATEGORIES, get_category
-from unsup3d.data.synthetic_shapes import stack_params
+from unsup3d.synthetic import car_shapes as car
+from unsup3d.synthetic import car_textures as car_textures
+from unsup3d.synthetic import generator as syn
+from unsup3d.synthetic.categories import CATEGORIES, get_category
+from unsup3d.synthetic.face_shapes import stack_params
 
 RELIEF_RANGE = (0.045, 0.085)  # metres, the module docstring's "≈ 4.8–8.2 cm" with a margin
 

@@ -1,9 +1,9 @@
 """Object categories of the built-in synthetic generator: what depends on the category, in one record each.
 
 A category supplies the shape and albedo distributions, the mesh and the albedo function; the viewpoint, light,
-background and camera model of :mod:`.synthetic` are shared by all. ``face`` (the default) is described in
-:mod:`.synthetic_shapes` and :mod:`.synthetic_textures`, ``car`` in :mod:`.synthetic_car_shapes` and
-:mod:`.synthetic_car_textures`.
+background and camera model of :mod:`.generator` are shared by all. ``face`` (the default) is described in
+:mod:`.face_shapes` and :mod:`.face_textures`, ``car`` in :mod:`.car_shapes` and
+:mod:`.car_textures`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from unsup3d.data import synthetic_car_shapes as car_shapes
-from unsup3d.data import synthetic_car_textures as car_textures
-from unsup3d.data import synthetic_shapes as face_shapes
-from unsup3d.data import synthetic_textures as face_textures
+from unsup3d.synthetic import car_shapes, car_textures, face_shapes, face_textures
 
 
 @dataclass(frozen=True)

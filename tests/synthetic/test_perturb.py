@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from unsup3d.cli import main
-from unsup3d.data import synthetic as syn
-from unsup3d.data.synthetic_dataset import write_dataset
+from unsup3d.synthetic import generator as syn
+from unsup3d.synthetic.dataset import write_dataset
 
 # sha256 of the decoded pixels of every PNG (path, then pixels, in sorted path order) of
 # write_dataset(n_train=3, n_test=3, size=32, seed=7), computed with the generator as it was before the

@@ -1,7 +1,7 @@
 """Albedo of the synthetic cars, evaluated per pixel at canonical surface points.
 
-As for the faces (:mod:`.synthetic_textures`, whose painting primitives this module reuses), the albedo is a
-function of the canonical point ``(x, y)`` (metres, see :mod:`.synthetic_car_shapes`) and the part (body or
+As for the faces (:mod:`.face_textures`, whose painting primitives this module reuses), the albedo is a
+function of the canonical point ``(x, y)`` (metres, see :mod:`.car_shapes`) and the part (body or
 tyre), prefiltered to the pixel footprint. Symmetric features: paint (13 colours) with low-frequency and fine
 variation, a black roof (20 %), racing stripes (12 %), tinted windscreen glass, headlamps with projector lenses,
 indicators (50 %), a dark (85 %) or chrome grille with slats and a chrome surround (35 %), a badge, a black lower
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unsup3d.data.synthetic_car_shapes import box, grille_row, lamp_row, layout
-from unsup3d.data.synthetic_paint import col, grid_noise, line, mix, pick, step
-from unsup3d.data.synthetic_shapes import gauss
+from unsup3d.synthetic.car_shapes import box, grille_row, lamp_row, layout
+from unsup3d.synthetic.face_shapes import gauss
+from unsup3d.synthetic.paint import col, grid_noise, line, mix, pick, step
 
 PAINTS = np.array(
     [
@@ -100,7 +100,7 @@ def _sample_marks(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 def _rect(dx: torch.Tensor, dy: torch.Tensor, half_x, half_y, aa: float, soft: float = 0.0004) -> torch.Tensor:
     """Prefiltered rectangle (B, N) of half-sizes ``half_x, half_y`` around offsets ``dx, dy`` from its centre: a
-    :func:`.synthetic_car_shapes.box` whose edges are widened by the anti-aliasing scale as :func:`_step`'s are."""
+    :func:`.car_shapes.box` whose edges are widened by the anti-aliasing scale as :func:`_step`'s are."""
     return box(dx, dy, half_x, half_y, math.hypot(soft, aa))
 
 
