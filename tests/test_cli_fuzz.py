@@ -113,7 +113,7 @@ def check(command: str, values: dict, places) -> None:
     with (
         errors_logged() as errors,
         mock.patch("unsup3d.synthetic.dataset.write_dataset") as write_dataset,
-        mock.patch("unsup3d.cli.require"),
+        mock.patch("unsup3d.cli.training_commands.require"),
         mock.patch("unsup3d.app.serve") as serve,
     ):
         code = main(argv)  # raises nothing: no traceback
