@@ -23,18 +23,7 @@ from unsup3d.config import build_config, load_preset, parse_overrides
 from unsup3d.data import PairedDepthDataset
 from unsup3d.engine.trainer import Trainer
 from unsup3d.evaluation import baseline_scores, predict_view_depth
-from unsup3d.metrics import depth_metrics, evaluation_mask
-
-
-def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / (a.norm() * b.norm()).clamp(min=1e-12))
-
-
-def slope(predicted: torch.Tensor, true: torch.Tensor) -> float:
-    """Least-squares slope of ``predicted`` on ``true`` (1: right magnitude, < 1: under-estimated)."""
-    p, t = predicted - predicted.mean(), true - true.mean()
-    return float((p * t).sum() / (t * t).sum().clamp(min=1e-12))
+from unsup3d.metrics import depth_metrics, evaluation_mask, pearson, slope
 
 
 @torch.no_grad()

@@ -50,13 +50,12 @@ import math
 from pathlib import Path
 
 import torch
-from learn_synthetic import pearson, slope
 from torch.utils.data import DataLoader, Subset
 
 from unsup3d.data import PairedDepthDataset
 from unsup3d.geometry import focal_length
 from unsup3d.inference import Reconstructor
-from unsup3d.metrics import depth_metrics, erode_mask, evaluation_mask, side
+from unsup3d.metrics import depth_metrics, erode_mask, evaluation_mask, pearson, side, slope
 
 YAW_BANDS = ((0, 15), (15, 30), (30, 45))  # degrees of |true yaw|; the last band includes 45
 RIM_PIXELS = 3  # "inside" = at least this many pixels inside the evaluation mask

@@ -1,10 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from unsup3d.geometry import focal_length
-from unsup3d.metrics import depth_metrics, erode_mask, evaluation_mask, mad, mae, mse, side, summarize
+from unsup3d.metrics import depth_metrics, erode_mask, evaluation_mask, mad, mae, mse, pearson, side, slope, summarize
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -331,3 +332,13 @@ def test_keypoint_metrics_gradcheck():
     gt = torch.rand(6, 3, generator=gen, dtype=torch.float64)
     valid = torch.rand(6, 3, generator=gen) > 0.2
     assert torch.autograd.gradcheck(lambda p: keypoint_correlations(p, gt, valid), (pred,))
+
+
+def test_pearson_and_slope_match_numpy():
+    rng = np.random.default_rng(5)
+    true = rng.normal(size=50)
+    predicted = 0.6 * true + rng.normal(scale=0.3, size=50)
+    a, b = torch.from_numpy(predicted), torch.from_numpy(true)
+    assert pearson(a, b) == pytest.approx(np.corrcoef(predicted, true)[0, 1], rel=1e-12)
+    assert slope(a, b) == pytest.approx(np.polyfit(true, predicted, 1)[0], rel=1e-10)
+    assert pearson(a, torch.ones(50, dtype=torch.float64)) == 0.0 and slope(a, torch.zeros(50)) == 0.0

@@ -38,8 +38,10 @@ __all__ = [
     "mad",
     "mae",
     "mse",
+    "pearson",
     "sample_depth_at",
     "side",
+    "slope",
     "summarize",
 ]
 
@@ -274,6 +276,20 @@ def keypoint_depth_correlation(
     """
     r = keypoint_correlations(pred_depth, gt_depth, valid)
     return (r.abs() if absolute else r).sum()
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of two (N,) samples, ``Σ (a − ā)(b − b̄) / (|a − ā| · |b − b̄|)``; 0 when either is
+    constant."""
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp(min=1e-12))
+
+
+def slope(predicted: torch.Tensor, true: torch.Tensor) -> float:
+    """Least-squares slope of (N,) ``predicted`` on (N,) ``true`` (1: the right magnitude, below 1: under-estimated);
+    0 when ``true`` is constant."""
+    p, t = predicted - predicted.mean(), true - true.mean()
+    return float((p * t).sum() / (t * t).sum().clamp(min=1e-12))
 
 
 def summarize(values: torch.Tensor | Sequence[float]) -> tuple[float, float]:
