@@ -7,7 +7,6 @@ from unsup3d.geometry import focal_length, normals_from_depth
 from unsup3d.inference import depth_grid_mesh, grid_vertex_normals, read_obj, write_obj
 from unsup3d.inference.mesh import (
     canonical_mesh,
-    face_normals,
     resampled_trim_border,
     sample_texture,
     upsample_canonical,
@@ -15,6 +14,13 @@ from unsup3d.inference.mesh import (
 
 S = 16
 FOV = 10.0
+
+
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F, 3) unit normals of triangles by their winding: ``(b − a) × (c − a)``, normalised."""
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    normal = np.cross(b - a, c - a)
+    return normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-20)
 
 
 def plane(depth=1.05, size=S):

@@ -7,12 +7,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from unsup3d.extras import MissingExtraError
-from unsup3d.geometry import normals_from_depth
 from unsup3d.inference.mesh import canonical_mesh, sample_texture, write_obj
 from unsup3d.inference.mesh_export import (
     load_depth_png16,
     save_depth_png16,
-    save_normal_png,
     texture_image,
     write_glb,
     write_ply,
@@ -108,17 +106,6 @@ def test_depth_png16_round_trip(tmp_path):
     np.testing.assert_allclose(load_depth_png16(path, 0.0, 1.0)[0, 10:12], [0.0, 1.0])  # explicit near, far
     with pytest.raises(ValueError, match="near"):
         save_depth_png16(tmp_path / "bad.png", depth, far, near)
-
-
-def test_normal_png_of_a_frontal_plane(tmp_path):
-    normals = normals_from_depth(torch.full((1, S, S), 1.05, dtype=torch.float64), FOV)[0]
-    normals[0, 0] = float("nan")
-    path = save_normal_png(tmp_path / "normal.png", normals)
-    with Image.open(path) as image:
-        assert image.mode == "RGB" and image.size == (S, S)
-        pixels = np.asarray(image)
-    assert (pixels[0, 0] == 0).all()  # no normal: black
-    assert (pixels.reshape(-1, 3)[1:] == [128, 128, 255]).all()
 
 
 def test_hand_written_obj_loads_in_trimesh_with_its_texture(tmp_path, trimesh):

@@ -138,7 +138,7 @@ def test_synth_cli_writes_a_car_set_the_paired_loader_reads(tmp_path):
     assert [m["name"] for m in meta] == [f"{k:05d}" for k in range(4)] and "keypoints" not in meta[0]
     dataset = PairedDepthDataset(out / "test", image_size=32)
     assert len(dataset) == 4 and not dataset.skipped
-    _, test_rngs = syn.split_generators(0, 4, 4)
+    test_rngs = [syn.sample_generator(0, 1, k) for k in range(4)]
     batch = syn.render_batch(test_rngs, 32, canonical=False, category="car")
     for k in range(4):
         np.testing.assert_array_equal(dataset[k]["depth"].numpy(), batch.depth[k].numpy())

@@ -107,14 +107,14 @@ def test_identity_view_renders_canonical_depth():
 
 
 def test_deterministic_and_batch_independent():
-    a = syn.render_sample(np.random.default_rng(7), 32)
-    b = syn.render_sample(np.random.default_rng(7), 32)
+    a = syn.render_batch([np.random.default_rng(7)], 32).sample(0)
+    b = syn.render_batch([np.random.default_rng(7)], 32).sample(0)
     for field in ("image", "depth", "view", "light", "canonical_depth", "albedo"):
         assert torch.equal(torch.nan_to_num(getattr(a, field)), torch.nan_to_num(getattr(b, field))), field
     batch = syn.render_batch([np.random.default_rng(1), np.random.default_rng(7)], 32)
     assert torch.allclose(batch.image[1], a.image, atol=1e-5)
     assert torch.equal(batch.mask[1], a.mask)
-    c = syn.render_sample(np.random.default_rng(8), 32)
+    c = syn.render_batch([np.random.default_rng(8)], 32).sample(0)
     assert not torch.allclose(a.image, c.image)
 
 
@@ -157,11 +157,10 @@ def test_nose_and_relief_statistics():
 
 
 def test_train_and_test_streams_are_disjoint():
-    train, test = syn.split_generators(0, 50, 50)
+    train, test = ([syn.sample_generator(0, split, k) for k in range(50)] for split in (0, 1))
     views = [syn.sample_params(r, 16).view.tobytes() for r in train + test]
     assert len(set(views)) == 100
-    again, _ = syn.split_generators(0, 50, 50)
-    assert syn.sample_params(again[3], 16).view.tobytes() == views[3]
+    assert syn.sample_params(syn.sample_generator(0, 0, 3), 16).view.tobytes() == views[3]
 
 
 def test_write_dataset_round_trip(tmp_path):
@@ -181,12 +180,12 @@ def test_write_dataset_round_trip(tmp_path):
     info = json.loads((out / "dataset.json").read_text())
     assert (info["seed"], info["n_train"], info["n_test"], info["size"]) == (1, 5, 3, 32)
     assert (out / "README.txt").read_text().startswith("unsup3d synthetic faces")
-    # Deterministic, independent of the batch size; the test samples match render_sample on their streams.
+    # Deterministic, independent of the batch size; the test samples match render_batch on their streams.
     again = write_dataset(tmp_path / "again", n_train=5, n_test=3, size=32, seed=1, progress=False, batch_size=8)
     np.testing.assert_array_equal(np.load(again / "test/depth/00002.npy"), np.load(out / "test/depth/00002.npy"))
     assert (again / "train/00004.png").read_bytes() == (out / "train/00004.png").read_bytes()
-    _, test_rngs = syn.split_generators(1, 5, 3)
-    sample = syn.render_sample(test_rngs[1], 32)
+    test_rngs = [syn.sample_generator(1, 1, k) for k in range(3)]
+    sample = syn.render_batch([test_rngs[1]], 32).sample(0)
     np.testing.assert_array_equal(sample.depth.numpy(), np.load(out / "test/depth/00001.npy"))
     assert np.allclose(meta[1]["view"], sample.view.numpy()) and not math.isnan(meta[1]["light"][0])
 
@@ -328,7 +327,7 @@ def test_written_keypoints_match_the_generator(tmp_path):
     out = write_dataset(tmp_path / "synth", n_train=0, n_test=3, size=24, seed=4, progress=False, batch_size=2)
     assert json.loads((out / "dataset.json").read_text())["keypoints"]["names"] == list(FACE_KEYPOINTS)
     meta = [json.loads(line) for line in (out / "test/meta.jsonl").read_text().splitlines()]
-    _, rngs = syn.split_generators(4, 0, 3)
+    rngs = [syn.sample_generator(4, 1, k) for k in range(3)]
     expected = face_keypoints([syn.sample_params(rng, 24) for rng in rngs], 24)
     for k, record in enumerate(meta):
         assert record["keypoints"] == expected.record(k)

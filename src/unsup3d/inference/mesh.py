@@ -94,13 +94,6 @@ def grid_vertex_normals(canonical_normal: torch.Tensor | np.ndarray, trim_border
     return camera_to_obj(-normals, translate=False)
 
 
-def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(F, 3) unit normals of triangles by their winding: ``(b − a) × (c − a)``, normalised."""
-    a, b, c = (vertices[faces[:, k]] for k in range(3))
-    normal = np.cross(b - a, c - a)
-    return normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-20)
-
-
 def upsample_canonical(
     canonical_depth: torch.Tensor, canonical_albedo: torch.Tensor | None = None, *, size: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -27,7 +27,6 @@ from PIL.PngImagePlugin import PngInfo
 
 from unsup3d.extras import require
 from unsup3d.inference.mesh import check_mesh
-from unsup3d.viz import normals_to_image
 
 DEPTH_PNG_STEPS = 65534
 """Steps between ``near`` (value 65535) and ``far`` (value 1) in a 16-bit depth PNG; value 0 is no surface."""
@@ -193,22 +192,3 @@ def load_depth_png16(path: str | Path, near: float | None = None, far: float | N
     far = float(text["depth_far"]) if far is None else far
     depth = far - (values - 1) / DEPTH_PNG_STEPS * (far - near)
     return np.where(values > 0, depth, np.nan)
-
-
-def save_normal_png(path: str | Path, normals: torch.Tensor | np.ndarray) -> Path:
-    """Write (H, W, 3) unit normals as an 8-bit RGB PNG of ``n / 2 + 0.5`` (:func:`unsup3d.viz.normals_to_image`).
-
-    The normals keep their frame; ``Reconstruction.canonical_normal`` is in the camera frame (x right, y down,
-    z away from the camera), where a frontal surface, (0, 0, 1), is (128, 128, 255). Pixels with a non-finite
-    component are black.
-    """
-    normals = torch.as_tensor(np.asarray(normals) if not isinstance(normals, torch.Tensor) else normals)
-    if normals.dim() != 3 or normals.shape[-1] != 3:
-        raise ValueError(f"normals must be (H, W, 3), got shape {tuple(normals.shape)}")
-    normals = normals.detach().cpu().double()
-    finite = torch.isfinite(normals).all(dim=-1)  # (H, W)
-    colours = normals_to_image(torch.nan_to_num(normals)[None])[0] * finite  # (3, H, W)
-    array = colours.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    path = Path(path)
-    Image.fromarray(np.ascontiguousarray(array)).save(path)
-    return path

@@ -390,22 +390,7 @@ def render_batch(
     return render_params(params, size, fov, depth, canonical)
 
 
-def render_sample(
-    rng: np.random.Generator, size: int = 64, fov: float = FOV_DEGREES, category: str = "face"
-) -> SyntheticSample:
-    """Draw and render one sample with every ground-truth field (identical to ``render_batch([rng])``)."""
-    return render_batch([rng], size, fov, category=category).sample(0)
-
-
 def sample_generator(seed: int, split: int, index: int) -> np.random.Generator:
     """Generator of sample ``index`` of split 0 (train) or 1 (test): the ``index``-th child of the ``split``-th
     child of ``SeedSequence(seed)``, so splits never share a stream."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split, index)))
-
-
-def split_generators(seed: int, n_train: int, n_test: int) -> tuple[list, list]:
-    """Per-sample generators of the train and test splits, see :func:`sample_generator`."""
-    return (
-        [sample_generator(seed, 0, k) for k in range(n_train)],
-        [sample_generator(seed, 1, k) for k in range(n_test)],
-    )
