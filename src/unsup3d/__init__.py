@@ -31,7 +31,7 @@ _EXPORTS = {
     "load_preset": "unsup3d.config",
     "PhotoGeometricAutoencoder": "unsup3d.model",
     "Prediction": "unsup3d.model",
-    "Reconstruction": "unsup3d.inference.reconstructor",
+    "Reconstruction": "unsup3d.inference.reconstruction",
     "Reconstructor": "unsup3d.inference.reconstructor",
     "Trainer": "unsup3d.engine.trainer",
 }
@@ -63,7 +63,8 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names come f
         load_preset,
     )
     from unsup3d.engine.trainer import Trainer
-    from unsup3d.inference.reconstructor import Reconstruction, Reconstructor
+    from unsup3d.inference.reconstruction import Reconstruction
+    from unsup3d.inference.reconstructor import Reconstructor
     from unsup3d.model import PhotoGeometricAutoencoder, Prediction
 
 

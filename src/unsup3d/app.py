@@ -33,7 +33,7 @@ from PIL import Image
 
 from unsup3d.data.images import ImageLoadError, load_image
 from unsup3d.extras import require
-from unsup3d.inference import OutputOptions, Reconstruction, Reconstructor
+from unsup3d.inference import OutputOptions, Reconstruction, Reconstructor, write_outputs
 from unsup3d.inference.crop import CROP_KINDS, NoDetectionError
 from unsup3d.inference.weights import SHIPPED_MODELS, model_for_crop
 from unsup3d.viz import to_uint8
@@ -144,7 +144,7 @@ def reconstruct_upload(
     started = time.perf_counter()
     rec = reconstructor(tensor[None])
     folder = workspace.new_folder()
-    rec.save(folder, 0, OutputOptions(GROUPS))
+    write_outputs(rec, 0, folder, OutputOptions(GROUPS))
     pictures = {key: _enlarged(folder / f"{key}.png") for key in PICTURES}
     downloads = [folder / "mesh.glb", _zip_obj(folder), folder / "depth_16bit.png", folder / "depth.npy"]
     model = f", model: {model_name}" if model_name else ""

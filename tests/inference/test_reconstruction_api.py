@@ -5,7 +5,7 @@ import torch
 from _tiny_models import random_images, tiny_config
 
 from unsup3d import Reconstructor
-from unsup3d.inference import OutputOptions
+from unsup3d.inference import OutputOptions, write_outputs
 from unsup3d.model import PhotoGeometricAutoencoder
 
 
@@ -41,6 +41,6 @@ def test_mesh_and_save(rec, tmp_path):
     assert vertices.shape == (64 * 64, 3) and faces.shape == (2 * 63 * 63, 3) and uvs.shape == (64 * 64, 2)
     vertices, faces, _ = rec.mesh(1, size=96)
     assert vertices.shape == (96 * 96, 3) and faces.shape == (2 * 95 * 95, 3)
-    written = rec.save(tmp_path, 1, OutputOptions(("json", "obj"), mesh_size=96))
+    written = write_outputs(rec, 1, tmp_path, OutputOptions(("json", "obj"), mesh_size=96))
     assert {p.name for p in written} == {"view_light.json", "mesh.obj", "mesh.mtl", "albedo_96.png"}
     assert sum(line.startswith("v ") for line in (tmp_path / "mesh.obj").read_text().splitlines()) == 96 * 96

@@ -8,7 +8,8 @@ from unsup3d.inference.batch import BatchResult, collect_inputs, reconstruct_to_
 from unsup3d.inference.export import GROUP_FILES, OutputOptions, write_outputs
 from unsup3d.inference.mesh import depth_grid_mesh, grid_vertex_normals, read_obj, write_obj
 from unsup3d.inference.original import convert_original, load_original
-from unsup3d.inference.reconstructor import Reconstruction, Reconstructor
+from unsup3d.inference.reconstruction import Reconstruction
+from unsup3d.inference.reconstructor import Reconstructor
 from unsup3d.inference.report import write_report
 from unsup3d.inference.weights import SHIPPED_MODELS, export_weights, load_weights, model_card, shipped_weights
 

@@ -43,7 +43,7 @@ from PIL import Image
 
 from unsup3d.inference import overlays, turntable, visualize
 from unsup3d.inference.mesh import TexturedMesh, canonical_mesh, sample_texture, write_obj
-from unsup3d.inference.reconstructor import Reconstruction
+from unsup3d.inference.reconstruction import Reconstruction
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image, to_uint8
 
 __all__ = [

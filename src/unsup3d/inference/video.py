@@ -34,7 +34,8 @@ from unsup3d.extras import require
 from unsup3d.inference import crop as cropping
 from unsup3d.inference import visualize
 from unsup3d.inference.export import OutputOptions, write_outputs
-from unsup3d.inference.reconstructor import Reconstruction, Reconstructor
+from unsup3d.inference.reconstruction import Reconstruction
+from unsup3d.inference.reconstructor import Reconstructor
 from unsup3d.viz import to_uint8
 
 __all__ = ["COMPARISON_NAME", "PANEL_SIZE", "VideoError", "VideoResult", "comparison_frames", "reconstruct_video"]
