@@ -32,7 +32,7 @@ import torch
 from unsup3d.inference import Reconstruction, Reconstructor, collect_inputs
 from unsup3d.inference.crop import CROP_KINDS
 from unsup3d.inference.weights import SHIPPED_MODELS, model_for_crop
-from unsup3d.photo_metrics import hollow_count, photo_error, shading_contrast, shading_share, view_degrees
+from unsup3d.photo_metrics import photo_report, photo_scores
 
 
 def reconstruct_folder(reconstructor: Reconstructor, paths: list[Path], crop: str) -> tuple[Reconstruction, int]:
@@ -55,41 +55,6 @@ def _concatenate(parts: list[Reconstruction]) -> Reconstruction:
     return Reconstruction(**values)
 
 
-def scores(rec: Reconstruction, depth_range: float) -> dict[str, float]:
-    """The benchmark's numbers for a batch of reconstructions (see the module docstring)."""
-    face = photo_error(rec.image, rec.recon_image)
-    angles = view_degrees(rec.view)
-    return {
-        "photos": len(rec),
-        "face_error": float(face.mean()),
-        "face_error_median": float(face.median()),
-        "whole_error": float(photo_error(rec.image, rec.recon_image, region=False).mean()),
-        "abs_yaw": float(angles["yaw"].abs().mean()),
-        "pitch": float(angles["pitch"].mean()),
-        "abs_roll": float(angles["roll"].abs().mean()),
-        "yaw_std": float(angles["yaw"].std()) if len(rec) > 1 else 0.0,
-        "pitch_std": float(angles["pitch"].std()) if len(rec) > 1 else 0.0,
-        "roll_std": float(angles["roll"].std()) if len(rec) > 1 else 0.0,
-        "hollow": hollow_count(rec.canonical_depth, depth_range),
-        "shading_share": float(shading_share(rec.canonical_albedo, rec.canonical_shading).mean()),
-        "shading_contrast": float(shading_contrast(rec.canonical_shading).mean()),
-    }
-
-
-def report(values: dict[str, float], missed: int) -> str:
-    return "\n".join(
-        [
-            f"photos reconstructed     {values['photos']}  (crop found nothing in {missed})",
-            f"face-region error        {values['face_error']:.2f}  (median {values['face_error_median']:.2f}, 0-255)",
-            f"whole-crop error         {values['whole_error']:.2f}",
-            "|yaw| / pitch / |roll|   {abs_yaw:.2f} / {pitch:+.2f} / {abs_roll:.2f} deg".format(**values),
-            "std yaw / pitch / roll   {yaw_std:.2f} / {pitch_std:.2f} / {roll_std:.2f} deg".format(**values),
-            f"hollow                   {values['hollow']} of {values['photos']}",
-            f"shading share / contrast {values['shading_share']:.3f} / {values['shading_contrast']:.3f}",
-        ]
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path, help="folder of photos (recursive)")
@@ -109,9 +74,9 @@ def main() -> None:
     started = time.perf_counter()
     rec, missed = reconstruct_folder(reconstructor, paths, args.crop)
     config = reconstructor.config
-    values = scores(rec, config.max_depth - config.min_depth)
+    values = photo_scores(rec, config.max_depth - config.min_depth)
     print(f"model {name} on {args.data} (crop {args.crop}), {time.perf_counter() - started:.1f} s")
-    print(report(values, missed))
+    print(photo_report(values, missed))
     if args.json is not None:
         args.json.write_text(json.dumps({"model": name, "data": str(args.data), "crop": args.crop, **values}, indent=2))
     sys.stdout.flush()

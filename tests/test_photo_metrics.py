@@ -1,11 +1,9 @@
 """The real-photo scores on constructed cases: a difference outside the face square leaves the face-region error
 at 0, the angles come back in degrees, an inverted cap is hollow, and the shading share is 0 for a flat shading
-and 1 for a flat albedo. Also the benchmark's table (benchmarks/real_photos.py) on a constructed reconstruction."""
+and 1 for a flat albedo. Also every score and the table of ``benchmarks/real_photos.py`` on a constructed
+reconstruction."""
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,12 +15,12 @@ from unsup3d.photo_metrics import (
     face_region,
     hollow_count,
     photo_error,
+    photo_report,
+    photo_scores,
     shading_contrast,
     shading_share,
     view_degrees,
 )
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "real_photos.py"
 
 
 def test_the_face_region_is_the_central_40_of_64():
@@ -76,16 +74,7 @@ def test_shading_share_is_zero_for_flat_shading_and_one_for_flat_albedo():
     torch.testing.assert_close(shading_contrast(ramp), region.flatten().std().view(1))
 
 
-@pytest.fixture(scope="module")
-def real_photos():
-    spec = importlib.util.spec_from_file_location("real_photos", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["real_photos"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_benchmark_scores_a_constructed_reconstruction(real_photos):
+def test_the_benchmark_scores_a_constructed_reconstruction():
     config = ModelConfig(min_depth=0.96, max_depth=1.04)
     batch, size = 3, 64
     convex = ellipsoid_depth(config, relief=0.05).expand(batch, size, size).clone()
@@ -112,11 +101,11 @@ def test_the_benchmark_scores_a_constructed_reconstruction(real_photos):
         diffuse=torch.zeros(batch),
         light_direction=torch.tensor([[0.0, 0.0, 1.0]]).expand(batch, 3),
     )
-    values = real_photos.scores(rec, config.max_depth - config.min_depth)
+    values = photo_scores(rec, config.max_depth - config.min_depth)
     assert values["photos"] == 3 and values["hollow"] == 1
     assert values["face_error"] == pytest.approx(4 / 3, abs=1e-4)
     assert values["whole_error"] == pytest.approx(4 / 3, abs=1e-4)
     assert values["abs_yaw"] == pytest.approx(2.0, abs=1e-4) and values["pitch"] == pytest.approx(-3.0, abs=1e-4)
     assert values["abs_roll"] == 0 and values["shading_contrast"] == 0
-    text = real_photos.report(values, missed=1)
+    text = photo_report(values, missed=1)
     assert "crop found nothing in 1" in text and "1 of 3" in text

@@ -8,10 +8,14 @@ tz)`` in radians (``docs/conventions.md``: rx is pitch, ry yaw, rz roll).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from unsup3d.diagnostics import hollow_fraction
+
+if TYPE_CHECKING:
+    from unsup3d.inference import Reconstruction
 
 __all__ = [
     "FACE_REGION_FRACTION",
@@ -99,6 +103,45 @@ def shading_share(albedo: torch.Tensor, shading: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"albedo must be (B, 3, S, S) and shading (B, 1, S, S), got {shapes}")
     light, paint = _log_region(shading[:, 0]).var(dim=1), _log_region(albedo.mean(1)).var(dim=1)
     return light / (light + paint).clamp(min=1e-12)
+
+
+def photo_scores(rec: Reconstruction, depth_range: float) -> dict[str, float]:
+    """Every score of this module for a batch of reconstructions, as ``benchmarks/real_photos.py`` prints them:
+    the face-region error (mean and median) and the whole-crop error, |yaw|, pitch and |roll| in degrees (means)
+    and their standard deviations, the hollow count (``depth_range``: the model's max − min depth) and the
+    shading's share and contrast (means)."""
+    face = photo_error(rec.image, rec.recon_image)
+    angles = view_degrees(rec.view)
+    return {
+        "photos": len(rec),
+        "face_error": float(face.mean()),
+        "face_error_median": float(face.median()),
+        "whole_error": float(photo_error(rec.image, rec.recon_image, region=False).mean()),
+        "abs_yaw": float(angles["yaw"].abs().mean()),
+        "pitch": float(angles["pitch"].mean()),
+        "abs_roll": float(angles["roll"].abs().mean()),
+        "yaw_std": float(angles["yaw"].std()) if len(rec) > 1 else 0.0,
+        "pitch_std": float(angles["pitch"].std()) if len(rec) > 1 else 0.0,
+        "roll_std": float(angles["roll"].std()) if len(rec) > 1 else 0.0,
+        "hollow": hollow_count(rec.canonical_depth, depth_range),
+        "shading_share": float(shading_share(rec.canonical_albedo, rec.canonical_shading).mean()),
+        "shading_contrast": float(shading_contrast(rec.canonical_shading).mean()),
+    }
+
+
+def photo_report(values: dict[str, float], missed: int) -> str:
+    """:func:`photo_scores` as the benchmark's table; ``missed``: photos the crop found nothing in."""
+    return "\n".join(
+        [
+            f"photos reconstructed     {values['photos']}  (crop found nothing in {missed})",
+            f"face-region error        {values['face_error']:.2f}  (median {values['face_error_median']:.2f}, 0-255)",
+            f"whole-crop error         {values['whole_error']:.2f}",
+            "|yaw| / pitch / |roll|   {abs_yaw:.2f} / {pitch:+.2f} / {abs_roll:.2f} deg".format(**values),
+            "std yaw / pitch / roll   {yaw_std:.2f} / {pitch_std:.2f} / {roll_std:.2f} deg".format(**values),
+            f"hollow                   {values['hollow']} of {values['photos']}",
+            f"shading share / contrast {values['shading_share']:.3f} / {values['shading_contrast']:.3f}",
+        ]
+    )
 
 
 def _log_region(maps: torch.Tensor) -> torch.Tensor:
