@@ -1,5 +1,5 @@
 """Write the model card of a shipped model: what it was trained on, the data's terms, the recipe, the command
-and the scores measured on held-out photos (``benchmarks/real_photos.py --json``) or synthetic faces
+and the scores measured on held-out photos (``benchmarks/experiments/real_photos.py --json``) or synthetic faces
 (``unsup3d evaluate``'s JSON).
 
     python scripts/model_card.py --name faces --run runs/faces_real --command "bash scripts/..." \\

@@ -8,7 +8,7 @@
 #
 # Real photos: the last 300 (faces) or 500 (cats) by sorted file name are held out (scripts/hold_out.py), the
 # preset faces-real / cats-real trains on the rest (about 50 and 32 minutes on a 2-core CPU), and
-# benchmarks/real_photos.py scores the model on the held-out photos and, for faces, on LONDON (a folder of the
+# benchmarks/experiments/real_photos.py scores the model on the held-out photos and, for faces, on LONDON (a folder of the
 # Face Research Lab London Set, cropped with --crop face); the scores go into the model card. Synthetic faces: the
 # `cpu` preset (seed 0, 3000 iterations) on `unsup3d synth --seed 0`, scored by `unsup3d evaluate`.
 # RUN (default runs/shipped_<model>) is the run directory; a killed run continues where it stopped.
@@ -26,7 +26,7 @@ case "$MODEL" in
     if [ ! -f "$DATA/dataset.json" ]; then
       .venv/bin/unsup3d synth --out "$DATA" --n-train 6000 --n-test 300 --size 64 --seed 0
     fi
-    $PY benchmarks/learn_synthetic.py --data "$DATA" --out "$RUN" --preset cpu \
+    $PY benchmarks/experiments/learn_synthetic.py --data "$DATA" --out "$RUN" --preset cpu \
       --iterations 3000 --minutes 60 --eval-every 500
     .venv/bin/unsup3d evaluate --checkpoint "$RUN" --data "$DATA/test" --output "$RUN/eval_scores.json"
     SCORES=("synthetic_test=$RUN/eval_scores.json")
@@ -40,10 +40,10 @@ case "$MODEL" in
     .venv/bin/unsup3d train --data "$RUN/split/train" --out "$RUN" --preset "$PRESET" \
       --set "data.val_dir=$RUN/split/held_out" --resume --no-progress
     # The held-out photos are crops already (as the training photos); LONDON's are whole photos.
-    $PY benchmarks/real_photos.py --data "$RUN/split/held_out" --checkpoint "$RUN" --json "$RUN/held_out.json"
+    $PY benchmarks/experiments/real_photos.py --data "$RUN/split/held_out" --checkpoint "$RUN" --json "$RUN/held_out.json"
     SCORES=("held_out=$RUN/held_out.json")
     if [ -n "${3:-}" ]; then
-      $PY benchmarks/real_photos.py --data "$3" --crop "$CROP" --checkpoint "$RUN" --json "$RUN/london.json"
+      $PY benchmarks/experiments/real_photos.py --data "$3" --crop "$CROP" --checkpoint "$RUN" --json "$RUN/london.json"
       SCORES+=("london=$RUN/london.json")
     fi
     ;;
@@ -58,5 +58,5 @@ $PY scripts/model_card.py --name "$MODEL" --run "$RUN" --preset "$PRESET" \
   --out "$RUN/card.json"
 .venv/bin/unsup3d export-weights "$RUN" --out src/unsup3d/weights --name "$NAME" --dtype float16 --card "$RUN/card.json"
 if [ "$MODEL" = faces-synthetic ]; then
-  $PY benchmarks/shipped_model.py --data "$DATA/test" --run "$RUN" --write-reference
+  $PY benchmarks/experiments/shipped_model.py --data "$DATA/test" --run "$RUN" --write-reference
 fi

@@ -1,4 +1,4 @@
-"""benchmarks/paper_tables.py end to end at a tiny budget: every row of every table trained, evaluated and
+"""benchmarks/experiments/paper_tables.py end to end at a tiny budget: every row of every table trained, evaluated and
 written, then resumed."""
 
 import importlib.util
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_tables.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "experiments" / "paper_tables.py"
 # Small networks; the second iteration is photometric (the preset fits its depth prior for 200), so the rows'
 # switches act.
 TINY = [
@@ -50,7 +50,7 @@ def test_every_row_of_every_table_is_trained_evaluated_and_written(paper_tables,
     assert text.count("| constant depth (face) |") == 1 and "| average depth (car) |" in text
     assert text.count("| ours, full model |") == 3  # Tables 2, 3 and 5
     command = text.split("`")[1].split()  # the command the tables print parses back to the same options
-    assert command[:2] == ["python", "benchmarks/paper_tables.py"]
+    assert command[:2] == ["python", "benchmarks/experiments/paper_tables.py"]
     argv = ["--tables", "2", "3", "4", "5", "--minutes", "5", "--out", str(tmp_path), "--n-train", "8", "--n-test"]
     expected = paper_tables.parse_args([*argv, "4", "--iterations", "2", "--set", *TINY])
     assert vars(paper_tables.parse_args(command[2:])) == vars(expected)

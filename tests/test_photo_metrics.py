@@ -1,6 +1,6 @@
 """The real-photo scores on constructed cases: a difference outside the face square leaves the face-region error
 at 0, the angles come back in degrees, an inverted cap is hollow, and the shading share is 0 for a flat shading
-and 1 for a flat albedo. Also every score and the table of ``benchmarks/real_photos.py`` on a constructed
+and 1 for a flat albedo. Also every score and the table of ``benchmarks/experiments/real_photos.py`` on a constructed
 reconstruction."""
 
 import math

@@ -1,8 +1,8 @@
 """Scores of reconstructions of real photos, which have no ground-truth depth: how well the input is reproduced,
 the predicted views, inverted (hollow) shapes, and whether the shading carries the light.
 
-Used by ``benchmarks/real_photos.py``. Images are (B, 3, S, S) in [0, 1]; views are (B, 6) ``(rx, ry, rz, tx, ty,
-tz)`` in radians (``docs/conventions.md``: rx is pitch, ry yaw, rz roll).
+Used by ``benchmarks/experiments/real_photos.py``. Images are (B, 3, S, S) in [0, 1]; views are (B, 6)
+``(rx, ry, rz, tx, ty, tz)`` in radians (``docs/conventions.md``: rx is pitch, ry yaw, rz roll).
 """
 
 from __future__ import annotations
@@ -106,10 +106,10 @@ def shading_share(albedo: torch.Tensor, shading: torch.Tensor) -> torch.Tensor:
 
 
 def photo_scores(rec: Reconstruction, depth_range: float) -> dict[str, float]:
-    """Every score of this module for a batch of reconstructions, as ``benchmarks/real_photos.py`` prints them:
-    the face-region error (mean and median) and the whole-crop error, |yaw|, pitch and |roll| in degrees (means)
-    and their standard deviations, the hollow count (``depth_range``: the model's max − min depth) and the
-    shading's share and contrast (means)."""
+    """Every score of this module for a batch of reconstructions, as ``benchmarks/experiments/real_photos.py``
+    prints them: the face-region error (mean and median) and the whole-crop error, |yaw|, pitch and |roll| in
+    degrees (means) and their standard deviations, the hollow count (``depth_range``: the model's max − min depth)
+    and the shading's share and contrast (means)."""
     face = photo_error(rec.image, rec.recon_image)
     angles = view_degrees(rec.view)
     return {

@@ -1,5 +1,5 @@
 """The model inside the package: it loads from safetensors (no pickle) and reproduces the outputs its float32
-checkpoint gave on four generated faces (stored by ``benchmarks/shipped_model.py --write-reference``)."""
+checkpoint gave on four generated faces (stored by ``benchmarks/experiments/shipped_model.py --write-reference``)."""
 
 from pathlib import Path
 

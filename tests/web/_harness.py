@@ -1,5 +1,5 @@
 """Starting ``unsup3d serve`` and driving it with Debian's Chromium through Playwright: shared by the browser
-test and ``benchmarks/web_latency.py``."""
+test and ``benchmarks/speed/web_latency.py``."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 optimiser step.
 
 :class:`unsup3d.engine.trainer.Trainer` keeps the books around these (data, checkpoints, logs, signals);
-``benchmarks/step_time.py`` times them. Neither builds a model, a loss or an optimiser of its own.
+``benchmarks/speed/step_time.py`` times them. Neither builds a model, a loss or an optimiser of its own.
 """
 
 from __future__ import annotations

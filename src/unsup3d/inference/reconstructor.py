@@ -54,7 +54,8 @@ class Reconstructor:
 
     def __init__(self, model: PhotoGeometricAutoencoder, device: str | torch.device | None = None) -> None:
         self.device = torch.device(device) if device is not None else default_device()
-        # Channels-last convolutions: about twice the images per second on CPU (benchmarks/shipped_model.py).
+        # Channels-last convolutions: about twice the images per second on CPU
+        # (benchmarks/experiments/shipped_model.py).
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config: ModelConfig = model.config
         self.checkpoint_path: Path | None = None

@@ -1,7 +1,7 @@
 """Assemble reconstruction outputs of several images into one PNG: rows input, recon, canonical image,
 shading, canonical depth, normals, input-view depth; for eyeballing failure modes (domes, stripes, hollow faces).
 
-    python benchmarks/montage.py RECON_DIR OUT.png [--gt TESTDIR]
+    python benchmarks/pictures/montage.py RECON_DIR OUT.png [--gt TESTDIR]
 """
 
 import argparse

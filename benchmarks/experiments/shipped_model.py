@@ -1,7 +1,7 @@
 """The shipped model: its size, how far its float16 weights move the outputs from the float32 checkpoint, and how
 fast it reconstructs on this machine.
 
-    python benchmarks/shipped_model.py --data data/synth/test --run runs/shipped [--write-reference]
+    python benchmarks/experiments/shipped_model.py --data data/synth/test --run runs/shipped [--write-reference]
 
 Prints: the weight file's size; on the test images, the largest and mean |depth difference| (input view,
 pixels with a surface in both), the largest view and light differences and SIDE/MAD of float16 against float32;
@@ -28,7 +28,7 @@ from unsup3d.evaluation import evaluate_depth
 from unsup3d.inference import OutputOptions, Reconstructor, reconstruct_to_folder, shipped_weights
 from unsup3d.inference.export import available_groups
 
-REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "inference" / "data" / "shipped_reference.npz"
+REFERENCE = Path(__file__).resolve().parents[2] / "tests" / "inference" / "data" / "shipped_reference.npz"
 REFERENCE_SEEDS = (0, 1, 2, 3)  # sample_generator(seed=7, split=1, index) of the synthetic generator
 
 

@@ -1,6 +1,6 @@
 """A picture of the built-in synthetic data: test samples of one category with their exact depth.
 
-    python benchmarks/synthetic_montage.py --category car --out docs/images/synthetic_car.png
+    python benchmarks/pictures/synthetic_montage.py --category car --out docs/images/synthetic_car.png
 
 Renders samples ``0 .. n−1`` of the test split of ``--seed`` (the ``test/`` images of ``unsup3d synth --category
 NAME --seed SEED``) and writes rows of ``--per-row`` input images, each row followed by the ground-truth depth of

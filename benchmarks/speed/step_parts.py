@@ -1,8 +1,8 @@
 """The pieces of a small model's training step, timed alone: what each costs in the layouts and precisions the
 step can use, and what the step's own choices (fused Adam, one gradient check, the cross product) save.
 
-    python benchmarks/step_parts.py                 # the cpu preset's shapes at batch 16
-    python benchmarks/step_parts.py --batch-size 32
+    python benchmarks/speed/step_parts.py                 # the cpu preset's shapes at batch 16
+    python benchmarks/speed/step_parts.py --batch-size 32
 
 Printed, each the median of ``--repeats`` runs after a warm-up, forward + backward unless marked "fwd":
 the full-resolution convolutions of the depth and albedo decoders (5×5 and 3×3, nf → nf, and the 5×5 output

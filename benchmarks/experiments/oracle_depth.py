@@ -6,7 +6,7 @@ the true shape, the mean canonical shape of the test set, a flat face, each with
 rotation; and, given a checkpoint, the model's own shape with the true view and the mean shape with the model's
 view, which separates shape errors from view errors. Per-|yaw| rows give the slope of predicted on true yaw.
 
-    python benchmarks/oracle_depth.py --seed 0 --n-test 300 [--checkpoint runs/cpu20]
+    python benchmarks/experiments/oracle_depth.py --seed 0 --n-test 300 [--checkpoint runs/cpu20]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The web page under load: N simulated users upload photos to a local ``unsup3d serve`` at once, for a bounded
 time, through Gradio's own client (each user its own session), on loopback only.
 
-    python benchmarks/web_load.py --users 16 --seconds 60 [--max-queue 32] [--concurrency 2]
+    python benchmarks/speed/web_load.py --users 16 --seconds 60 [--max-queue 32] [--concurrency 2]
 
 Each user loops until the time is up: it uploads a photo under a name nobody else uses and checks that the
 answer names that file (no user gets another's result). Printed: users, duration, requests, answers, errors by
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "web"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "web"))
 from _harness import running_server, workspace_of  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """The paper's Tables 2–5 with one command, on built-in synthetic data that needs no licence and no download.
 
-    python benchmarks/paper_tables.py --tables 2 3 4 5 --minutes 20 --out runs/paper [--seeds 2]
+    python benchmarks/experiments/paper_tables.py --tables 2 3 4 5 --minutes 20 --out runs/paper [--seeds 2]
 
 It writes the data sets it needs under ``OUT/data`` (``unsup3d synth``: faces; faces with the paper's asymmetric
 perturbation; cars; paired faces of another seed to train the supervised baseline), trains every row of the
@@ -147,7 +147,7 @@ def ensure_data(out: Path, name: str, args: argparse.Namespace) -> Path:
             folder, n_train, n_test, seed=args.data_seed + spec.seed_offset, category=spec.category,
             perturb=spec.perturb, progress=False,
         )  # fmt: skip
-        complete.write_text("written by benchmarks/paper_tables.py\n")
+        complete.write_text("written by benchmarks/experiments/paper_tables.py\n")
     return folder
 
 
@@ -284,7 +284,8 @@ def table_lines(table: int, results: dict, args: argparse.Namespace) -> list[str
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces a run with ``args`` (every option that changes a number)."""
     parts = [
-        f"python benchmarks/paper_tables.py --tables {' '.join(map(str, args.tables))} --minutes {args.minutes:g}",
+        "python benchmarks/experiments/paper_tables.py",
+        f"--tables {' '.join(map(str, args.tables))} --minutes {args.minutes:g}",
         f"--out {args.out} --seeds {args.seeds} --n-train {args.n_train} --n-test {args.n_test}",
         f"--data-seed {args.data_seed} --preset {args.preset}",
     ]

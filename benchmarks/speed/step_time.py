@@ -4,9 +4,9 @@ by ``torch.utils.flop_counter``; this machine's measured matmul and convolution 
 as a fraction of it; peak memory; and the reconstruction throughput (forward without the flipped branch, no
 gradient). CPU by default; ``--device cuda`` on a GPU.
 
-    python benchmarks/step_time.py --presets paper cpu --sizes 64 --batch-size 64
-    python benchmarks/step_time.py --presets cpu --sizes 64 128 256 --batch-size 16
-    python benchmarks/step_time.py --presets paper --set train.channels_last=false   # the layout before
+    python benchmarks/speed/step_time.py --presets paper cpu --sizes 64 --batch-size 64
+    python benchmarks/speed/step_time.py --presets cpu --sizes 64 128 256 --batch-size 16
+    python benchmarks/speed/step_time.py --presets paper --set train.channels_last=false   # the layout before
 
 Each (preset, size) runs in a fresh process, so its peak memory is its own: the peak resident set on CPU
 (including the ~0.3 GB of the interpreter and libraries), the peak allocated tensor memory on CUDA. Stages are

@@ -9,7 +9,7 @@ can reach in the budget. Paired training data come from ``unsup3d synth`` with a
 split holds images and depth):
 
     unsup3d synth --out data/synth_sup --n-train 1 --n-test 4000 --seed 7
-    python benchmarks/supervised_depth.py --train data/synth_sup/test --test data/synth/test --minutes 20
+    python benchmarks/experiments/supervised_depth.py --train data/synth_sup/test --test data/synth/test --minutes 20
 
 The run directory (``--out``) holds the checkpoints, which ``unsup3d evaluate`` and ``unsup3d reconstruct`` read.
 """

@@ -1,7 +1,7 @@
 """The pictures of the README and ``docs/``: the shipped models on a real photo (scikit-image's astronaut, cropped
 to her face) and on built-in synthetic test faces, through the same command a user runs.
 
-    python benchmarks/product_pictures.py --out docs/images [--synthetic data/synth/test]
+    python benchmarks/pictures/product_pictures.py --out docs/images [--synthetic data/synth/test]
 
 Runs ``unsup3d reconstruct ... --crop face`` on the astronaut (the shipped ``faces`` model; the synthetic face with
 ``faces-synthetic``) and writes, per

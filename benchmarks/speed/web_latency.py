@@ -1,7 +1,7 @@
 """The web page's latency on this machine, measured in a real browser: ``unsup3d serve`` driven by Debian's
 Chromium through Playwright (the browser test's harness, ``tests/web/_harness.py``).
 
-    python benchmarks/web_latency.py [--uploads 5] [--relights 10]
+    python benchmarks/speed/web_latency.py [--uploads 5] [--relights 10]
 
 Prints, for uploads of scikit-image's astronaut photo (``--crop face``): seconds from choosing the file to the
 status line reporting every result (crop, reconstruction, maps, GLB, turntable and downloads written, page
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "web"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "web"))
 from _harness import browser_page, running_server, set_light_x, upload  # noqa: E402
 
 

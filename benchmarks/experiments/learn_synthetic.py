@@ -5,7 +5,7 @@ images) next to the constant-depth and average-depth baselines, the correlation 
 horizontal translation and true yaw (yaw explained by translation), the fraction of inverted (hollow) faces, and
 the predicted relief. Run:
 
-    python benchmarks/learn_synthetic.py --data data/synth --minutes 20 --preset cpu
+    python benchmarks/experiments/learn_synthetic.py --data data/synth --minutes 20 --preset cpu
 """
 
 from __future__ import annotations

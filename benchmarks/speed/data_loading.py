@@ -1,7 +1,7 @@
 """Training-data throughput: images per second delivered by the DataLoader from a folder of photos, decoded
 and resized every time, against the memory-mapped cache (``data.cache_dir``).
 
-    python benchmarks/data_loading.py --count 512 --source-size 512 --workers 0 2
+    python benchmarks/speed/data_loading.py --count 512 --source-size 512 --workers 0 2
 
 It writes ``--count`` random-texture JPEGs of ``--source-size`` pixels (the size of typical photo crops) into a
 temporary folder, then reads one epoch at batch 64 in each mode.

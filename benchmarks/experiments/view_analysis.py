@@ -3,14 +3,15 @@
 Runs a checkpoint on the built-in synthetic test set (``test/image``, ``test/depth``, and the true views in
 ``test/meta.jsonl``, written by ``unsup3d synth``) and prints, with a label each:
 
-    python benchmarks/view_analysis.py --checkpoint runs/cpu20 --data data/synth/test [--limit 100] [--json out.json]
+    python benchmarks/experiments/view_analysis.py --checkpoint runs/cpu20 --data data/synth/test \
+        [--limit 100] [--json out.json]
 
 Views (``(rx, ry, rz)`` = pitch, yaw, roll in radians; ``(tx, ty, tz)`` in metres, ``docs/conventions.md``):
 
 - ``r``: Pearson correlation of predicted and true angle over the images; ``k``: least-squares slope of
   predicted on true angle, both centred (1: the right size of turn, below 1: turns under-estimated).
 - per |true yaw| band (0–15°, 15–30°, 30–45°): ``predicted/true yaw`` = Σ ŷ·y / Σ y² over the band's images
-  (a slope through the origin, as ``benchmarks/oracle_depth.py`` prints it).
+  (a slope through the origin, as ``benchmarks/experiments/oracle_depth.py`` prints it).
 - ``tx~yaw``: correlation of the predicted horizontal translation with the true yaw.
 - ``tx ≈ a·sin(yaw)``: ``a`` is the centred least-squares slope of tx on sin(yaw), for the model (its own tx on
   its own yaw) and for the data (true tx on true yaw). Turning about ``p = (0, 0, z_p)`` instead of the

@@ -1,9 +1,10 @@
 """How does a model do on real photos, which have no ground-truth depth? Reconstruction error, views, hollow shapes
 and the shading's share of the image, over a folder of photos.
 
-    python benchmarks/real_photos.py --data london/ --crop face                       # the shipped faces model
-    python benchmarks/real_photos.py --data cats_val/ --model cats                    # photos already cropped
-    python benchmarks/real_photos.py --data london/ --crop face --checkpoint runs/faces_real [--json out.json]
+    python benchmarks/experiments/real_photos.py --data london/ --crop face       # the shipped faces model
+    python benchmarks/experiments/real_photos.py --data cats_val/ --model cats    # photos already cropped
+    python benchmarks/experiments/real_photos.py --data london/ --crop face --checkpoint runs/faces_real \
+        [--json out.json]
 
 Each photo is prepared as ``unsup3d reconstruct`` prepares it (``--crop face|cat|none``; a photo where the crop
 finds nothing is counted and left out) and reconstructed at the model's size. Printed, with

@@ -1,8 +1,8 @@
 """The real-photo pictures of the README and ``docs/``: the shipped faces model on London-set faces and the cats
 model on held-out cat photos, as the paper's Fig. 1 and Fig. 5 show its models.
 
-    python benchmarks/real_pictures.py --faces london/ --cats cats_val/ --out docs/images [--count 4]
-    python benchmarks/real_pictures.py --faces london/ --faces-model faces-synthetic --name synthetic_on_london
+    python benchmarks/pictures/real_pictures.py --faces london/ --cats cats_val/ --out docs/images [--count 4]
+    python benchmarks/pictures/real_pictures.py --faces london/ --faces-model faces-synthetic --name synthetic_on_london
 
 One row per photo (the first ``--count`` by sorted name, spread evenly over the folder): input (cropped as
 ``unsup3d reconstruct --crop face`` crops it; the cat photos are already crops), reconstruction, albedo, shading,
