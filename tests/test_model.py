@@ -3,12 +3,17 @@ import math
 import pytest
 import torch
 
-from unsup3d.config import ModelConfig
-from unsup3d.losses import Objective
-from unsup3d.model import PhotoGeometricAutoencoder, ellipsoid_depth
+from unsup3d.config import Config, ModelConfig
+from unsup3d.losses import Objective, ellipsoid_depth
+from unsup3d.model import PhotoGeometricAutoencoder
 from unsup3d.ops import gaussian_blur
 
 SMALL = dict(depth_nf=8, albedo_nf=8, encoder_nf=8, conf_nf=8, autoencoder_zdim=16, conf_zdim=16, perceptual="none")
+
+
+def image_terms(config: ModelConfig, pred, images, iteration: int = 0) -> dict[str, torch.Tensor]:
+    """The photometric objective of a model configuration (no perceptual network)."""
+    return Objective(Config(model=config)).image_terms(pred, images, iteration)
 
 
 def small_model(**changes) -> PhotoGeometricAutoencoder:
@@ -64,7 +69,7 @@ def test_ablation_switches():
     no_conf = small_model(use_conf=False)
     pred = no_conf(x)
     assert pred.confidence is None and no_conf.conf_net is None
-    assert torch.isfinite(Objective(no_conf.config, None)(pred, x)["total"])
+    assert torch.isfinite(image_terms(no_conf.config, pred, x)["total"])
     no_light = small_model(use_light=False)
     with torch.no_grad():
         pred = no_light(x)
@@ -75,7 +80,7 @@ def test_ablation_switches():
 def test_every_network_receives_gradient():
     model = small_model()
     x = torch.rand(2, 3, 64, 64)
-    Objective(model.config, None)(model(x), x)["total"].backward()
+    image_terms(model.config, model(x), x)["total"].backward()
     for name in ("depth_net", "albedo_net", "light_net", "view_net", "conf_net"):
         # Without a perceptual loss the perceptual confidence head (out_net2) is unused.
         grads = [p.grad for n, p in getattr(model, name).named_parameters() if not n.startswith("out_net2")]
@@ -128,7 +133,7 @@ def test_larger_images_train_end_to_end(size):
     images = torch.rand(1, 3, size, size)
     pred = model(images)
     assert pred.recon_flipped.image.shape == (1, 3, size, size) and pred.confidence.shape == (1, 2, size, size)
-    terms = Objective(model.config, None)(pred, images, 0)
+    terms = image_terms(model.config, pred, images)
     terms["total"].backward()
     assert torch.isfinite(terms["total"])
     unused = "conf_net.out_net2"  # the perceptual confidence head, unused without a perceptual loss
@@ -141,7 +146,7 @@ def test_photometric_residual_switches_at_its_start_iteration():
         pred = small_model()(images)
 
     def photo(iteration: int, **changes) -> torch.Tensor:
-        return Objective(ModelConfig(**{**SMALL, **changes}), None)(pred, images, iteration)["photo"]
+        return image_terms(ModelConfig(**{**SMALL, **changes}), pred, images, iteration)["photo"]
 
     staged = {"photometric": "ssim_l1", "photometric_start_iteration": 10}
     torch.testing.assert_close(photo(9, **staged), photo(9))  # L1 before the switch

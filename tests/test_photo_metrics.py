@@ -10,7 +10,7 @@ import torch
 
 from unsup3d.config import ModelConfig
 from unsup3d.inference import Reconstruction
-from unsup3d.model import ellipsoid_depth
+from unsup3d.losses import ellipsoid_depth
 from unsup3d.photo_metrics import (
     face_region,
     hollow_count,

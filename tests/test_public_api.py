@@ -57,3 +57,8 @@ def test_inference_does_not_import_the_engine():
 def test_every_public_name_imports_no_extra():
     loaded = loaded_after("import unsup3d\nfor name in unsup3d.__all__: getattr(unsup3d, name)")
     assert not any(loaded[name] for name in EXTRAS), loaded
+
+
+def test_objective_does_not_import_the_engine():
+    loaded = loaded_after("import unsup3d.losses")
+    assert loaded["torch"] and not loaded["unsup3d.engine"]

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from unsup3d.config import build_config, load_preset, parse_overrides
+from unsup3d.config import Config, build_config, load_preset, parse_overrides
 from unsup3d.engine.training import build_training, configure_process, train_step
 from unsup3d.geometry import depth_to_points, normals_from_depth, project, transform_points
 from unsup3d.losses import Objective
@@ -189,7 +189,7 @@ def stage_times(model, objective, perceptual, images, device, repeats) -> dict[s
         normal = normals_from_depth(depth, cfg.fov)
         lambertian(diffuse_shading(normal, light), ambient, diffuse).mean().backward()
 
-    plain = Objective(cfg, None).to(device)
+    plain = Objective(Config(model=cfg)).to(device)  # without the perceptual network, timed on its own
     detached = detach_prediction(pred)
     features_in = torch.rand(3 * images.shape[0], 3, size, size, device=device, requires_grad=True)
     times = {
@@ -198,7 +198,7 @@ def stage_times(model, objective, perceptual, images, device, repeats) -> dict[s
         "interpolate": timed(interpolate, device, repeats),
         "warp": timed(warp, device, repeats),
         "shading": timed(shading, device, repeats),
-        "loss": timed(lambda: plain(detached, images)["total"].backward(), device, repeats),
+        "loss": timed(lambda: plain.image_terms(detached, images)["total"].backward(), device, repeats),
         "perceptual": 0.0,
     }
     if perceptual is not None:

@@ -141,7 +141,7 @@ class TrainConfig:
     lr_final_ratio: float = 0.05  # cosine schedule's final fraction of lr
     lr_warmup: int = 0  # iterations of linear warm-up from 0 to lr (either schedule)
     # The first N iterations fit the canonical depth to a convex ellipsoid (depth network only), see
-    # unsup3d.model.ellipsoid_depth; the photometric training starts from that shape. 0: off (as the paper).
+    # unsup3d.losses.ellipsoid_depth; the photometric training starts from that shape. 0: off (as the paper).
     depth_prior_iterations: int = 0
     depth_prior_relief: float = 0.06  # the ellipsoid's apex in front of the border depth
     weight_decay: float = 5e-4  # coupled L2, as the original's Adam

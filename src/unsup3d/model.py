@@ -40,7 +40,7 @@ def bounded_depth(raw: torch.Tensor, low: float, high: float) -> torch.Tensor:
 
 
 # Half width and half height of the face's ellipse in the canonical frame, as fractions of the image's: the depth
-# prior's cap (ellipsoid_depth) and the region unsup3d.diagnostics inspects.
+# prior's cap (unsup3d.losses.ellipsoid_depth) and the region unsup3d.diagnostics inspects.
 FACE_AXES = (0.8, 0.95)
 BORDER_COLUMNS = 2  # canonical depth columns on the left and on the right clamped to the border depth (the paper's)
 
@@ -53,27 +53,6 @@ def ellipse_coordinates(
     coords = torch.linspace(-1.0, 1.0, size, device=device)
     y, x = torch.meshgrid(coords, coords, indexing="ij")
     return x / axes[0], y / axes[1]
-
-
-def ellipsoid_depth(config: ModelConfig, relief: float, axes: tuple[float, float] = FACE_AXES) -> torch.Tensor:
-    """A convex ellipsoidal cap in the canonical frame: the depth prior of ``train.depth_prior_iterations``.
-
-    With image coordinates ``x, y`` in [-1, 1] (pixel centres, column and row) and ``r² = (x/a)² + (y/b)²``,
-    the depth is ``border − relief·sqrt(1 − r²)`` inside the ellipse and the border depth outside, kept inside
-    the middle 95 % of the model's depth range (which tanh reaches).
-
-    Args:
-        config: the model's configuration (image size, depth range, border depth).
-        relief: depth of the cap's apex in front of the border depth.
-        axes: the ellipse's half width and half height as fractions of the image's.
-    Returns:
-        (S, S) depth.
-    """
-    u, v = ellipse_coordinates(config.image_size, axes)
-    inside = (1 - u**2 - v**2).clamp(min=0.0)
-    depth = config.resolved_border_depth - relief * inside.sqrt()
-    mid, half = (config.max_depth + config.min_depth) / 2, (config.max_depth - config.min_depth) / 2
-    return depth.clamp(mid - 0.95 * half, mid + 0.95 * half)
 
 
 @dataclass

@@ -48,8 +48,11 @@ def test_two_processes_match_one(setup, tmp_path):
     np.testing.assert_allclose(double, single, rtol=1e-4)  # per-rank masked means: equal up to rounding here
     weights = [load_checkpoint(list_checkpoints(tmp_path / run / "checkpoints")[-1]) for run in ("one", "two")]
     assert weights[0]["iteration"] == weights[1]["iteration"] == ITERATIONS
+    # Adam moves a weight by up to lr (5e-4) a step whatever the gradient's size, so a near-zero gradient whose sign
+    # rounding flips moves it by that much: 1e-4 allows that on a few elements (seen: 7e-5 on 0.2 % of one layer),
+    # while ranks out of step differ by about lr on most elements.
     for key, value in weights[0]["model"].items():
-        torch.testing.assert_close(weights[1]["model"][key], value, rtol=1e-3, atol=1e-5, msg=key)
+        torch.testing.assert_close(weights[1]["model"][key], value, rtol=1e-3, atol=1e-4, msg=key)
 
 
 def test_sampler_shards_each_global_batch():

@@ -13,10 +13,10 @@ from _tiny_runs import TINY_MODEL
 from unsup3d.cli import main
 from unsup3d.config import ConfigError, ModelConfig, build_config
 from unsup3d.data import PairedDepthDataset
-from unsup3d.engine.supervised import fix_view_and_appearance, supervised_terms
+from unsup3d.engine.supervised import fix_view_and_appearance
 from unsup3d.engine.trainer import Trainer
 from unsup3d.inference import Reconstructor
-from unsup3d.losses import depth_l1
+from unsup3d.losses import depth_l1, supervised_terms
 from unsup3d.model import PhotoGeometricAutoencoder
 from unsup3d.synthetic.dataset import write_dataset
 

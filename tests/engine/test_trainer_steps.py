@@ -54,7 +54,7 @@ def test_non_finite_gradient_skips_the_step(trainer):
 
 def test_persistent_non_finite_loss_stops_the_run_with_its_state_saved(trainer, monkeypatch, caplog):
     trainer.fit(until=2)
-    monkeypatch.setattr(trainer.training, "objective", lambda *args: {"total": torch.tensor(float("nan"))})
+    monkeypatch.setattr(trainer.objective, "step_terms", lambda *args: {"total": torch.tensor(float("nan"))})
     with pytest.raises(TrainingError, match=f"non-finite for {MAX_NONFINITE_STEPS} consecutive steps; state saved"):
         trainer.fit(until=10)
     assert trainer.iteration == 2
@@ -103,10 +103,10 @@ def test_depth_prior_iterations_train_only_the_depth_network_towards_the_ellipso
 def test_bf16_autocast_keeps_the_geometry_in_float32(trainer):
     images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        reference = trainer.objective(trainer.model(images), images)["total"]
+        reference = trainer.objective.image_terms(trainer.model(images), images)["total"]
         with torch.autocast("cpu", torch.bfloat16):
             pred = trainer.model(images)
-            mixed = trainer.objective(pred, images)["total"]
+            mixed = trainer.objective.image_terms(pred, images)["total"]
     for half in (pred.recon, pred.recon_flipped):
         for name in ("canonical_depth", "canonical_normal", "depth", "image"):
             assert getattr(half, name).dtype == torch.float32, name
@@ -147,7 +147,8 @@ def test_compile_option_matches_eager_and_keeps_checkpoint_keys(tmp_path):
     eager, compiled = (Trainer(c, tmp_path / f"run{i}", progress=False) for i, c in enumerate(configs))
     assert set(compiled.model.state_dict()) == set(eager.model.state_dict())
     images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    losses = [t.objective(t.model(images), images)["total"] for t in (eager, compiled)]  # same initial weights
+    # same initial weights
+    losses = [t.objective.image_terms(t.model(images), images)["total"] for t in (eager, compiled)]
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
     losses[1].backward()
     compiled.fit()

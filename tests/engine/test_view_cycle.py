@@ -4,9 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from unsup3d.config import build_config
-from unsup3d.engine.training import build_training, view_cycle_loss
-from unsup3d.losses import view_loss
-from unsup3d.model import ellipsoid_depth
+from unsup3d.engine.training import build_training
+from unsup3d.losses import ellipsoid_depth, view_cycle_loss, view_loss
 
 TINY = {"depth_nf": 8, "albedo_nf": 8, "encoder_nf": 8, "conf_nf": 8, "autoencoder_zdim": 16, "conf_zdim": 16}
 

@@ -3,7 +3,8 @@ depth maps using an L1 loss".
 
 It is the photo-geometric autoencoder of the run's configuration (same depth network, widths and output range),
 trained by the same :class:`unsup3d.engine.trainer.Trainer` (``train.supervised``, ``unsup3d train
---supervised``) on a paired image/depth folder; only the depth network learns, from :func:`supervised_terms`.
+--supervised``) on a paired image/depth folder; only the depth network learns, from
+:func:`unsup3d.losses.supervised_terms`.
 
 Ground truth is depth in the input view, so a supervised model predicts in the input view. Its checkpoint is an
 ordinary checkpoint of the model, made so that the input view *is* its canonical frame:
@@ -23,10 +24,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unsup3d.losses import depth_l1
 from unsup3d.model import PhotoGeometricAutoencoder
 
-__all__ = ["fix_view_and_appearance", "supervised_terms"]
+__all__ = ["fix_view_and_appearance"]
 
 
 def fix_view_and_appearance(model: PhotoGeometricAutoencoder) -> PhotoGeometricAutoencoder:
@@ -43,10 +43,3 @@ def fix_view_and_appearance(model: PhotoGeometricAutoencoder) -> PhotoGeometricA
         with torch.no_grad():
             convolutions[-1].weight.zero_()
     return model
-
-
-def supervised_terms(depth: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The supervised loss of (B, S, S) predicted depth against (B, S, S) ground truth (NaN background):
-    ``{"total", "depth_l1"}``, the L1 distance in cm (:func:`unsup3d.losses.depth_l1`)."""
-    loss = depth_l1(depth, target)
-    return {"total": loss, "depth_l1": loss}

@@ -24,11 +24,11 @@ from unsup3d.data.cache import CachedImageDataset, open_cache
 from unsup3d.diagnostics import CollapseInputs, fired
 from unsup3d.engine import distributed
 from unsup3d.engine.schedule import EpochBatchSampler
-from unsup3d.engine.supervised import supervised_terms
-from unsup3d.engine.training import DepthOnly, Training, build_training, configure_process, train_step
+from unsup3d.engine.training import Training, build_training, configure_process, train_step
 from unsup3d.engine.writer import RunWriter
 from unsup3d.evaluation import eval_mode, evaluate_depth
 from unsup3d.files import ensure_writable_folder
+from unsup3d.losses import DepthOnly, supervised_terms
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ class Trainer:
                     terms = supervised_terms(DepthOnly(self.model)(images), batch["depth"].to(self.device))
                 else:
                     pred = self.model(images)
-                    terms = self.objective(pred, images, self.iteration)
+                    terms = self.objective.image_terms(pred, images, self.iteration)
                     collapse.add(pred)
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + float(value) * images.shape[0]

@@ -8,7 +8,6 @@ optimiser step.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,13 +17,12 @@ from torch import nn
 
 from unsup3d.config import Config, TrainConfig
 from unsup3d.engine.schedule import learning_rate
-from unsup3d.engine.supervised import fix_view_and_appearance, supervised_terms
-from unsup3d.losses import Objective, depth_prior_loss, view_loss
-from unsup3d.model import PhotoGeometricAutoencoder, Prediction, ellipsoid_depth
+from unsup3d.engine.supervised import fix_view_and_appearance
+from unsup3d.losses import DepthOnly, Objective
+from unsup3d.model import PhotoGeometricAutoencoder
 from unsup3d.nets import build_perceptual
-from unsup3d.ops import to_signed
 
-__all__ = ["DepthOnly", "Training", "build_training", "configure_process", "train_step", "view_cycle_loss"]
+__all__ = ["Training", "build_training", "configure_process", "train_step"]
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +37,6 @@ def configure_process(train: TrainConfig) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' condition for determinism
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-
-
-class DepthOnly(nn.Module):
-    """The canonical-depth branch of a model as a module of its own (for the depth-prior iterations and supervised
-    training, so that DistributedDataParallel sees them as a forward pass): (B, 3, S, S) images in [0, 1] →
-    (B, S, S) depth."""
-
-    def __init__(self, model: PhotoGeometricAutoencoder) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.predict_depth(to_signed(images))[1]
 
 
 def _identity(module: nn.Module) -> nn.Module:
@@ -74,7 +59,6 @@ class Training:
     wrap: Callable[[nn.Module], nn.Module] = _identity
     _forward: nn.Module | None = field(default=None, repr=False)
     _depth_forward: nn.Module | None = field(default=None, repr=False)
-    _prior_target: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def forward(self) -> nn.Module:
@@ -94,60 +78,10 @@ class Training:
     def loss_terms(
         self, images: torch.Tensor, iteration: int, depth: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """The loss of step ``iteration`` on (B, 3, S, S) images in [0, 1]: the depth prior during the first
-        ``train.depth_prior_iterations`` steps, then the objective. With ``train.supervised``: the L1 distance to
-        ``depth``, the images' (B, S, S) ground truth (:mod:`unsup3d.engine.supervised`)."""
-        if self.config.train.supervised:
-            if depth is None:
-                raise ValueError("supervised training needs the ground-truth depth of each batch")
-            return supervised_terms(self.depth_forward(images), depth)
-        if iteration >= self.config.train.depth_prior_iterations:
-            pred = self.forward(images)
-            terms = self.objective(pred, images, iteration)
-            lam_cycle = self.config.model.lam_view_cycle
-            if lam_cycle > 0:
-                terms["view_cycle"] = view_cycle_loss(self.model, pred, images)
-                terms["total"] = terms["total"] + lam_cycle * terms["view_cycle"]
-            return terms
-        if self._prior_target is None:
-            relief = self.config.train.depth_prior_relief
-            self._prior_target = ellipsoid_depth(self.config.model, relief).to(images.device)
-        loss = depth_prior_loss(self.depth_forward(images), self._prior_target)
-        return {"total": loss, "depth_prior": loss}
-
-
-def view_cycle_loss(model: PhotoGeometricAutoencoder, pred: Prediction, images: torch.Tensor) -> torch.Tensor:
-    """View self-supervision: the view net must recover views that the model's own renderer made.
-
-    The batch's canonical depth and image (detached) are rendered at its predicted view (detached) turned by a
-    random rotation of up to ``model.view_cycle_degrees`` about each axis, translations unchanged, over the input
-    image where no surface covers; the loss is the L1 distance (in units of each component's range) of the view
-    the view net reads from that rendering to the view it was rendered in. Only the view net learns from it. A turn
-    that the renderer made must be read as a turn of that size, not as a smaller turn plus a shift.
-
-    The canonical maps are extended by ``model.view_cycle_margin`` pixels beyond the frame before rendering: without
-    that, a turn uncovers borders as wide as the turn, a cue the view net can read instead of the face (measured
-    without the extension: the turns predicted for the training images shrank, docs/benchmarks.md).
-
-    Args:
-        pred: the model's prediction for ``images`` (B, 3, S, S) in [0, 1].
-    Returns:
-        scalar loss.
-    """
-    views = pred.view.detach()
-    scale = model.view_scale().to(views)
-    turn = (torch.rand_like(views[:, :3]) * 2 - 1) * math.radians(model.config.view_cycle_degrees)
-    limit = 0.95 * scale[:3]  # the view net's tanh reaches the targets
-    target = torch.cat([torch.max(torch.min(views[:, :3] + turn, limit), -limit), views[:, 3:]], dim=1)
-    canonical = pred.recon
-    image, mask = model.render_in_view(
-        canonical.canonical_depth.detach(),
-        canonical.canonical_image.detach().clamp(0, 1),
-        target,
-        model.config.view_cycle_margin,
-    )
-    rendered = image + images * (1 - mask.unsqueeze(1))
-    return view_loss(model.predict_view(to_signed(rendered)), target, scale)
+        """The loss of step ``iteration`` on (B, 3, S, S) images in [0, 1] through this run's (wrapped) forward
+        passes: :meth:`unsup3d.losses.Objective.step_terms`; ``depth`` is the (B, S, S) ground truth of a
+        ``train.supervised`` run."""
+        return self.objective.step_terms(self, images, iteration, depth)
 
 
 def build_training(config: Config, device: torch.device | str = "cpu", perceptual: nn.Module | None = None) -> Training:
@@ -168,7 +102,7 @@ def build_training(config: Config, device: torch.device | str = "cpu", perceptua
     elif perceptual is None:
         weights = config.model.vgg16_weights if config.model.perceptual == "vgg16" else None
         perceptual = build_perceptual(config.model.perceptual, weights)
-    objective = Objective(config.model, perceptual).to(device)
+    objective = Objective(config, perceptual).to(device)
     if config.train.channels_last:  # convolutions follow their weights' memory format
         model.to(memory_format=torch.channels_last)
         objective.to(memory_format=torch.channels_last)
