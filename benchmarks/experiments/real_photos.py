@@ -30,9 +30,10 @@ from pathlib import Path
 
 import torch
 
-from unsup3d.inference import Reconstruction, Reconstructor, collect_inputs
+from unsup3d.inference import Reconstruction, Reconstructor
 from unsup3d.inference.crop import CROP_KINDS
 from unsup3d.inference.weights import SHIPPED_MODELS, model_for_crop
+from unsup3d.outputs import collect_inputs
 from unsup3d.photo_metrics import photo_report, photo_scores
 
 

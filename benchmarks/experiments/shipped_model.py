@@ -25,8 +25,9 @@ from torch.utils.data import DataLoader
 
 from unsup3d.data import PairedDepthDataset
 from unsup3d.evaluation import evaluate_depth
-from unsup3d.inference import OutputOptions, Reconstructor, reconstruct_to_folder, shipped_weights
-from unsup3d.inference.export import available_groups
+from unsup3d.inference import Reconstructor, shipped_weights
+from unsup3d.outputs import OutputOptions, reconstruct_to_folder
+from unsup3d.outputs.write import available_groups
 
 REFERENCE = Path(__file__).resolve().parents[2] / "tests" / "inference" / "data" / "shipped_reference.npz"
 REFERENCE_SEEDS = (0, 1, 2, 3)  # sample_generator(seed=7, split=1, index) of the synthetic generator

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from unsup3d.inference import SHIPPED_MODELS, Reconstruction, Reconstructor, collect_inputs
-from unsup3d.inference.overlays import asymmetry_overlay, object_mask
+from unsup3d.inference import SHIPPED_MODELS, Reconstruction, Reconstructor
+from unsup3d.outputs import collect_inputs
+from unsup3d.outputs.overlays import asymmetry_overlay, object_mask
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image, to_uint8
 
 COLUMNS = (

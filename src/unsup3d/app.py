@@ -33,9 +33,10 @@ from PIL import Image
 
 from unsup3d.data.images import ImageLoadError, load_image
 from unsup3d.extras import require
-from unsup3d.inference import OutputOptions, Reconstruction, Reconstructor, write_outputs
+from unsup3d.inference import Reconstruction, Reconstructor
 from unsup3d.inference.crop import CROP_KINDS, NoDetectionError
 from unsup3d.inference.weights import SHIPPED_MODELS, model_for_crop
+from unsup3d.outputs import OutputOptions, write_outputs
 from unsup3d.viz import to_uint8
 
 __all__ = ["AUTO", "MAX_SIDE", "MAX_UPLOAD", "ModelShelf", "PageResult", "Workspace", "build_app", "serve"]

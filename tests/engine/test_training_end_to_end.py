@@ -16,7 +16,7 @@ from unsup3d.checkpoint import list_checkpoints, load_checkpoint
 from unsup3d.cli import main
 from unsup3d.config import build_config
 from unsup3d.engine.trainer import Trainer
-from unsup3d.inference import read_obj
+from unsup3d.outputs import read_obj
 from unsup3d.synthetic.dataset import write_dataset
 
 TINY = [

@@ -5,8 +5,8 @@ import torch
 from _tiny_models import random_images, tiny_config
 
 from unsup3d import Reconstructor
-from unsup3d.inference import OutputOptions, write_outputs
 from unsup3d.model import PhotoGeometricAutoencoder
+from unsup3d.outputs import OutputOptions, write_outputs
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,10 @@ from PIL import Image
 
 from unsup3d.checkpoint import CheckpointError
 from unsup3d.data.images import ImageLoadError
-from unsup3d.inference import (
-    GROUP_FILES,
-    OutputOptions,
-    Reconstruction,
-    Reconstructor,
-    read_obj,
-    write_outputs,
-)
-from unsup3d.inference.export import confidence_strip
+from unsup3d.inference import Reconstruction, Reconstructor
 from unsup3d.model import PhotoGeometricAutoencoder
+from unsup3d.outputs import GROUP_FILES, OutputOptions, read_obj, write_outputs
+from unsup3d.outputs.write import confidence_strip
 from unsup3d.render import BACKGROUND_DEPTH, render_depth
 
 STILL = OutputOptions(tuple(group for group in GROUP_FILES if group != "turntable"))  # the turntable: own test

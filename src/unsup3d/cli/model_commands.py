@@ -23,7 +23,7 @@ def add_commands(sub) -> None:
 def _add_reconstruct(sub) -> None:
     from unsup3d.data.images import ANIMATED_FRAMES
     from unsup3d.inference.crop import CROP_FALLBACKS, CROP_KINDS
-    from unsup3d.inference.export import GROUP_FILES
+    from unsup3d.outputs.write import GROUP_FILES
 
     p = sub.add_parser(
         "reconstruct", help="depth, albedo, light, view, meshes, overlays and turntables for each photo or video"
@@ -60,8 +60,9 @@ def _add_reconstruct(sub) -> None:
 
 
 def _reconstruct(args) -> int:
-    from unsup3d.inference import Reconstructor, reconstruct_to_folder, write_report
-    from unsup3d.inference.export import OutputOptions, available_groups
+    from unsup3d.inference import Reconstructor
+    from unsup3d.outputs import reconstruct_to_folder, write_report
+    from unsup3d.outputs.write import OutputOptions, available_groups
 
     try:
         options = OutputOptions(tuple(args.only or available_groups()), args.mesh_size)

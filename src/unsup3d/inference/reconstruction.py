@@ -1,5 +1,5 @@
 """The result of a reconstruction: a plain value of CPU tensors, with what can be computed from it alone (one
-image of the batch, relighting, other views, the mesh). Writing it to files is :mod:`unsup3d.inference.export`'s
+image of the batch, relighting, other views, the mesh). Writing it to files is :mod:`unsup3d.outputs.write`'s
 (``write_outputs(reconstruction, index, folder)``); making one is :class:`~unsup3d.inference.reconstructor.
 Reconstructor`'s.
 """
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from unsup3d.geometry import FOV_DEGREES
-from unsup3d.inference.mesh import depth_grid_mesh, upsample_canonical
-from unsup3d.inference.visualize import relight, render_view, shape_colour
+from unsup3d.render.grid_mesh import depth_grid_mesh, upsample_canonical
+from unsup3d.render.views import relight, render_view, shape_colour
 from unsup3d.viz import normals_to_image
 
 __all__ = ["Reconstruction"]
@@ -86,7 +86,7 @@ class Reconstruction:
 
     def mesh(self, index: int = 0, size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vertices, faces and uvs of image ``index``'s canonical depth grid (upsampled to ``size`` × ``size``),
-        in the mesh frame of ``docs/conventions.md`` (:func:`unsup3d.inference.mesh.depth_grid_mesh`)."""
+        in the mesh frame of ``docs/conventions.md`` (:func:`unsup3d.outputs.mesh.depth_grid_mesh`)."""
         depth = self.canonical_depth[index : index + 1]
         if size is not None:
             depth, _ = upsample_canonical(depth, size=size)

@@ -1,4 +1,9 @@
-"""Pure-PyTorch renderer in named stages: rasterize, interpolate, warp, shading."""
+"""Pure-PyTorch renderer in named stages: rasterize, interpolate, warp, shading.
+
+Built on the stages, and imported by their module paths: :mod:`unsup3d.render.views` draws canonical maps under new
+lights and from new views, :mod:`unsup3d.render.grid_mesh` makes the canonical depth grid a triangle mesh. The
+renderer imports only ``geometry`` and ``conventions``.
+"""
 
 from unsup3d.render.interpolate import BACKGROUND_DEPTH, interpolate_attributes, interpolate_depth
 from unsup3d.render.rasterize import Fragments, barycentric_weights, grid_faces, rasterize, rasterize_grid

@@ -6,14 +6,15 @@ import torch
 from unsup3d.config import ModelConfig
 from unsup3d.geometry import depth_to_points, euler_to_matrix, project, transform_points
 from unsup3d.inference import Reconstructor
-from unsup3d.inference.overlays import (
+from unsup3d.model import PhotoGeometricAutoencoder
+from unsup3d.outputs.overlays import (
     SYMMETRY_COLOUR,
     asymmetry_map,
     asymmetry_overlay,
     symmetry_line,
     symmetry_plane_overlay,
 )
-from unsup3d.inference.turntable import (
+from unsup3d.outputs.turntable import (
     compose_yaw,
     matrix_to_euler,
     turntable_frames,
@@ -21,9 +22,8 @@ from unsup3d.inference.turntable import (
     turntable_views,
     write_animation,
 )
-from unsup3d.inference.visualize import light_grid, relight, relight_grid, render_view, shape_colour
-from unsup3d.model import PhotoGeometricAutoencoder
 from unsup3d.render import BACKGROUND_DEPTH, render_depth
+from unsup3d.render.views import light_grid, relight, relight_grid, render_view, shape_colour
 
 
 def bump_depth(batch: int, size: int, relief: float = 0.1) -> torch.Tensor:
@@ -206,7 +206,7 @@ def test_write_animation_gif_and_mp4(tmp_path):
 
 def test_the_object_mask_is_the_face_ellipse_and_follows_the_view():
     from unsup3d.diagnostics import elliptical_radius
-    from unsup3d.inference.overlays import object_mask
+    from unsup3d.outputs.overlays import object_mask
 
     size = 32
     depth = torch.ones(2, size, size)  # a fronto-parallel plane

@@ -32,10 +32,10 @@ from PIL import Image
 from unsup3d.data.images import ImageLoadError
 from unsup3d.extras import require
 from unsup3d.inference import crop as cropping
-from unsup3d.inference import visualize
-from unsup3d.inference.export import OutputOptions, write_outputs
 from unsup3d.inference.reconstruction import Reconstruction
 from unsup3d.inference.reconstructor import Reconstructor
+from unsup3d.outputs.write import OutputOptions, write_outputs
+from unsup3d.render.views import render_view, shape_colour
 from unsup3d.viz import to_uint8
 
 __all__ = ["COMPARISON_NAME", "PANEL_SIZE", "VideoError", "VideoResult", "comparison_frames", "reconstruct_video"]
@@ -130,7 +130,7 @@ def reconstruct_video(
 
 def comparison_frames(rec: Reconstruction) -> torch.Tensor:
     """(B, 3, P, 3P) frames: input | reconstruction | shape (grey, in the input view), each enlarged to P pixels."""
-    shape = visualize.render_view(rec.canonical_depth, visualize.shape_colour(rec.canonical_normal), rec.view, rec.fov)
+    shape = render_view(rec.canonical_depth, shape_colour(rec.canonical_normal), rec.view, rec.fov)
     panels = [rec.image, rec.recon_image, shape]
     size = (PANEL_SIZE, PANEL_SIZE)
     return torch.cat(

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from unsup3d.extras import MissingExtraError
-from unsup3d.inference.mesh import canonical_mesh, sample_texture, write_obj
-from unsup3d.inference.mesh_export import (
+from unsup3d.outputs.mesh import canonical_mesh, sample_texture, write_obj
+from unsup3d.outputs.mesh_files import (
     load_depth_png16,
     save_depth_png16,
     texture_image,

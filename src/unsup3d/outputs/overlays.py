@@ -18,8 +18,8 @@ from unsup3d.geometry import (
     project,
     transform_points,
 )
-from unsup3d.inference.visualize import check_depth_view, render_view
 from unsup3d.render import render_depth
+from unsup3d.render.views import check_depth_view, render_view
 
 __all__ = [
     "ASYMMETRY_COLOUR",

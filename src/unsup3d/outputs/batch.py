@@ -19,8 +19,8 @@ from pathlib import Path
 
 from unsup3d.data.images import ANIMATED_FRAMES, ImageLoadError, find_images, frame_count
 from unsup3d.files import OutputError, ensure_writable_folder
-from unsup3d.inference.export import OutputOptions, write_outputs
 from unsup3d.inference.reconstructor import Reconstructor
+from unsup3d.outputs.write import OutputOptions, write_outputs
 
 __all__ = ["BatchResult", "VIDEO_SUFFIXES", "collect_inputs", "reconstruct_to_folder"]
 
@@ -71,8 +71,8 @@ def reconstruct_to_folder(
     video_frames: bool = False,
     animated: str = "first",
 ) -> BatchResult:
-    """Reconstruct every input into ``output/<stem>/`` (see :func:`unsup3d.inference.export.write_outputs`);
-    videos (by suffix, :data:`VIDEO_SUFFIXES`) go through :func:`unsup3d.inference.video.reconstruct_video`.
+    """Reconstruct every input into ``output/<stem>/`` (see :func:`unsup3d.outputs.write.write_outputs`);
+    videos (by suffix, :data:`VIDEO_SUFFIXES`) go through :func:`unsup3d.outputs.video.reconstruct_video`.
 
     ``animated`` (:data:`~unsup3d.data.images.ANIMATED_FRAMES`): an animated GIF, WebP or PNG gives its first
     frame (``"first"``, into ``<stem>/``) or every frame, each into its own ``<stem>_f000/``, ``<stem>_f001/``...
@@ -203,7 +203,7 @@ def _collect(path: Path, frame: int | None, name: str, future: Future, run: _Run
 
 
 def _reconstruct_one_video(reconstructor, path: Path, run: _Run, crop, batch_size, video_frames) -> None:
-    from unsup3d.inference.video import VideoError, reconstruct_video
+    from unsup3d.outputs.video import VideoError, reconstruct_video
 
     name = run.names[path]
     options = run.options if video_frames else None

@@ -1,4 +1,5 @@
-"""Pictures of a reconstruction (paper Figs. 6 and 10), drawn with the project's own renderer.
+"""Pictures of canonical maps under new lights and from new views (paper Figs. 6 and 10), drawn by the renderer's
+own stages.
 
 Plain functions of a :class:`~unsup3d.inference.Reconstruction`'s tensors (batch first, CPU or CUDA); images are
 (B, 3, H, W) in [0, 1] and nothing is written to disk:
@@ -7,8 +8,8 @@ Plain functions of a :class:`~unsup3d.inference.Reconstruction`'s tensors (batch
 - :func:`render_view`: the canonical depth rendered in any view, coloured by a canonical image (shape, normals or
   texture: :func:`shape_colour`, :func:`unsup3d.viz.normals_to_image`, ``canonical_image``).
 
-The overlays of Fig. 6 (symmetry plane, asymmetry) are in :mod:`unsup3d.inference.overlays`, turntable animations
-in :mod:`unsup3d.inference.turntable`. Frames and signs are those of
+The overlays of Fig. 6 (symmetry plane, asymmetry) are in :mod:`unsup3d.outputs.overlays`, turntable animations
+in :mod:`unsup3d.outputs.turntable`. Frames and signs are those of
 ``docs/conventions.md``: x right, y down, z forward; a view takes the canonical frame to the input view by
 ``X' = R (X − c) + c + t``.
 """
@@ -20,15 +21,9 @@ import torch
 from unsup3d.geometry import (
     FOV_DEGREES,
 )
-from unsup3d.render import (
-    BACKGROUND_DEPTH,
-    diffuse_shading,
-    inverse_warp_grid,
-    lambertian,
-    light_direction,
-    render_depth,
-    sample_canonical,
-)
+from unsup3d.render.interpolate import BACKGROUND_DEPTH
+from unsup3d.render.shading import diffuse_shading, lambertian, light_direction
+from unsup3d.render.warp import inverse_warp_grid, render_depth, sample_canonical
 
 __all__ = [
     "check_depth_view",

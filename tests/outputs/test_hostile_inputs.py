@@ -16,9 +16,10 @@ from _tiny_models import save_checkpoint, tiny_config
 from PIL import Image
 
 from unsup3d.data.images import MIN_PHOTO_SIDE, ImageLoadError, frame_count, iter_frames, load_image
-from unsup3d.inference import OutputOptions, Reconstructor, reconstruct_to_folder
-from unsup3d.inference import video as video_module
+from unsup3d.inference import Reconstructor
 from unsup3d.model import PhotoGeometricAutoencoder
+from unsup3d.outputs import OutputOptions, reconstruct_to_folder
+from unsup3d.outputs import video as video_module
 
 imageio = pytest.importorskip("imageio.v2")
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")

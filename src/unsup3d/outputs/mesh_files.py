@@ -1,7 +1,7 @@
 """Mesh and map files beyond the core OBJ: binary glTF and PLY (through trimesh, the ``mesh`` extra), a 16-bit depth
 PNG and an 8-bit normal PNG (Pillow, core).
 
-Meshes are written in the frame of :mod:`unsup3d.inference.mesh` (and ``docs/conventions.md``): x right, y up,
+Meshes are written in the frame of :mod:`unsup3d.outputs.mesh` (and ``docs/conventions.md``): x right, y up,
 z toward the viewer, origin at the model's rotation centre, depth units. glTF's own frame is the same (y up, +z
 the front, metres), so GLB vertices are written unchanged; texture v grows upward as in OBJ (trimesh turns it
 into glTF's top-left origin on export and back on import).
@@ -26,7 +26,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from unsup3d.extras import require
-from unsup3d.inference.mesh import check_mesh
+from unsup3d.outputs.mesh import check_mesh
 
 DEPTH_PNG_STEPS = 65534
 """Steps between ``near`` (value 65535) and ``far`` (value 1) in a 16-bit depth PNG; value 0 is no surface."""
@@ -97,7 +97,7 @@ def write_ply(
         path: the ``.ply`` file.
         vertices: (N, 3) in the OBJ frame; stored as float32.
         faces: (F, 3) 0-based, or None for a point cloud.
-        colors: (N, 3) RGB, uint8 in [0, 255] or float in [0, 1] (e.g. :func:`~unsup3d.inference.mesh.sample_texture`
+        colors: (N, 3) RGB, uint8 in [0, 255] or float in [0, 1] (e.g. :func:`~unsup3d.outputs.mesh.sample_texture`
             of the albedo at the mesh's uvs); or None.
     Returns:
         the path written.

@@ -9,8 +9,9 @@ from _tiny_models import save_checkpoint, tiny_config
 from PIL import Image
 
 from unsup3d.cli import main
-from unsup3d.inference import OutputOptions, Reconstructor, reconstruct_to_folder, write_report
+from unsup3d.inference import Reconstructor
 from unsup3d.model import PhotoGeometricAutoencoder
+from unsup3d.outputs import OutputOptions, reconstruct_to_folder, write_report
 
 QUICK = OutputOptions(("maps", "depth", "obj", "overlays", "relight", "views", "json"))
 

@@ -24,8 +24,8 @@ from PIL import Image
 
 from unsup3d.extras import require
 from unsup3d.geometry import FOV_DEGREES, euler_to_matrix
-from unsup3d.inference.mesh import upsample_canonical
-from unsup3d.inference.visualize import render_view
+from unsup3d.render.grid_mesh import upsample_canonical
+from unsup3d.render.views import render_view
 from unsup3d.viz import to_uint8
 
 __all__ = [
@@ -161,7 +161,7 @@ def turntable_frames(
     background: float | tuple[float, ...] = 1.0,
     chunk: int | None = None,
 ) -> torch.Tensor:
-    """Render every frame of an animation (:func:`~unsup3d.inference.visualize.render_view`).
+    """Render every frame of an animation (:func:`~unsup3d.render.views.render_view`).
 
     With ``size`` N the canonical depth and colour are first resampled to N × N (bilinear,
     ``align_corners=True``: the corner pixel centres stay on the same rays, since ``f = (N − 1)/2 / tan(fov/2)``),

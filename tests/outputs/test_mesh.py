@@ -4,13 +4,14 @@ import torch
 import torch.nn.functional as F
 
 from unsup3d.geometry import focal_length, normals_from_depth
-from unsup3d.inference import depth_grid_mesh, grid_vertex_normals, read_obj, write_obj
-from unsup3d.inference.mesh import (
+from unsup3d.outputs import read_obj, write_obj
+from unsup3d.outputs.mesh import (
     canonical_mesh,
     resampled_trim_border,
     sample_texture,
     upsample_canonical,
 )
+from unsup3d.render.grid_mesh import depth_grid_mesh, grid_vertex_normals
 
 S = 16
 FOV = 10.0

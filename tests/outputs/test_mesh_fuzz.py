@@ -5,7 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from unsup3d.inference import depth_grid_mesh, read_obj, write_obj
+from unsup3d.outputs import read_obj, write_obj
+from unsup3d.render.grid_mesh import depth_grid_mesh
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

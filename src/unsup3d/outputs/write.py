@@ -11,7 +11,7 @@ Groups and their files (S × S pixels unless said otherwise):
   is black), and when the model predicts confidence ``confidence.png``: a strip of σ and σ′ of the photometric
   loss, then for models with a perceptual loss its σ and σ′ (enlarged ×4), each as ``1 / (1 + σ)``.
 - ``obj``: ``mesh.obj`` + ``mesh.mtl`` textured with ``albedo.png`` (canonical frame, see
-  :mod:`unsup3d.inference.mesh`); ``glb``: ``mesh.glb``, the same mesh with the texture embedded; ``ply``:
+  :mod:`unsup3d.outputs.mesh`); ``glb``: ``mesh.glb``, the same mesh with the texture embedded; ``ply``:
   ``mesh.ply`` with vertex colours (the ``mesh`` extra for both).
 - ``overlays``: ``symmetry.png`` (the symmetry plane over the input, the paper's Fig. 6a) and ``asymmetry.png``
   (σ′ in red over the input, Fig. 6b; only with confidence).
@@ -41,9 +41,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from unsup3d.inference import overlays, turntable, visualize
-from unsup3d.inference.mesh import TexturedMesh, canonical_mesh, sample_texture, write_obj
 from unsup3d.inference.reconstruction import Reconstruction
+from unsup3d.outputs import overlays, turntable
+from unsup3d.outputs.mesh import TexturedMesh, canonical_mesh, sample_texture, write_obj
+from unsup3d.render.views import light_grid, relight_grid, render_view, shape_colour
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image, to_uint8
 
 __all__ = [
@@ -82,7 +83,10 @@ GROUP_FILES: dict[str, tuple[str, ...]] = {
 # Groups that need an optional package (its import name): skipped by default when it is missing.
 GROUP_NEEDS = {"glb": "trimesh", "ply": "trimesh", "turntable": "imageio"}
 DEFAULT_GROUPS = tuple(GROUP_FILES)
-RELIGHT_STEPS, RELIGHT_EXTENT = 3, 0.8  # a 3 × 3 grid of lights, lx and ly in [−0.8, 0.8] (visualize.light_grid)
+RELIGHT_STEPS, RELIGHT_EXTENT = (
+    3,
+    0.8,
+)  # a 3 × 3 grid of lights, lx and ly in [−0.8, 0.8] (unsup3d.render.views.light_grid)
 VIEW_YAWS = (-45.0, 0.0, 45.0)
 
 
@@ -148,7 +152,7 @@ class _Job:
 
 
 def _write_depth(job: _Job) -> list[Path]:
-    from unsup3d.inference.mesh_export import save_depth_png16
+    from unsup3d.outputs.mesh_files import save_depth_png16
 
     one, out = job.one, job.out
     depth = one.depth[0]
@@ -186,14 +190,14 @@ def _write_obj(job: _Job) -> list[Path]:
 
 
 def _write_glb(job: _Job) -> list[Path]:
-    from unsup3d.inference.mesh_export import write_glb
+    from unsup3d.outputs.mesh_files import write_glb
 
     out, mesh = job.out, job.mesh
     return [write_glb(out / "mesh.glb", mesh.vertices, mesh.faces, mesh.uvs, mesh.texture, mesh.normals)]
 
 
 def _write_ply(job: _Job) -> list[Path]:
-    from unsup3d.inference.mesh_export import write_ply
+    from unsup3d.outputs.mesh_files import write_ply
 
     out, mesh = job.out, job.mesh
     colours = sample_texture(mesh.texture, mesh.uvs)  # each vertex's own texel
@@ -212,8 +216,8 @@ def _write_overlays(job: _Job) -> list[Path]:
 
 def _write_relight(job: _Job) -> list[Path]:
     one, out = job.one, job.out
-    directions = visualize.light_grid(RELIGHT_STEPS, RELIGHT_EXTENT)  # (9, 3), row-major
-    grid = visualize.relight_grid(one.canonical_albedo, one.canonical_normal, one.ambient, one.diffuse, directions)
+    directions = light_grid(RELIGHT_STEPS, RELIGHT_EXTENT)  # (9, 3), row-major
+    grid = relight_grid(one.canonical_albedo, one.canonical_normal, one.ambient, one.diffuse, directions)
     rows = [grid[0, RELIGHT_STEPS * r : RELIGHT_STEPS * (r + 1)] for r in range(RELIGHT_STEPS)]  # (3, 3, S, S)
     return [save_png(out / "relight.png", image_grid(rows))]
 
@@ -222,17 +226,14 @@ def _write_views(job: _Job) -> list[Path]:
     one, out = job.one, job.out
     views = torch.zeros(len(VIEW_YAWS), 6)
     views[:, 1] = torch.tensor([math.radians(yaw) for yaw in VIEW_YAWS])
-    rows = [
-        visualize.render_view(_repeat(one.canonical_depth), _repeat(colour), views, one.fov)
-        for colour in _appearances(one)
-    ]
+    rows = [render_view(_repeat(one.canonical_depth), _repeat(colour), views, one.fov) for colour in _appearances(one)]
     return [save_png(out / "views.png", image_grid(rows))]
 
 
 def _appearances(one: Reconstruction) -> list[torch.Tensor]:
     """(1, 3, S, S) canonical colours of the shape (grey Lambertian), the normals and the textured face."""
     return [
-        visualize.shape_colour(one.canonical_normal),
+        shape_colour(one.canonical_normal),
         normals_to_image(one.canonical_normal),
         one.canonical_image,
     ]
@@ -245,7 +246,7 @@ def _repeat(tensor: torch.Tensor, count: int = len(VIEW_YAWS)) -> torch.Tensor:
 def _write_turntable(job: _Job) -> list[Path]:
     one, out, options = job.one, job.out, job.options
     views = turntable.turntable_views(one.view)  # (T, 1, 6), the original demo's sequence
-    colours = torch.cat([one.canonical_image, visualize.shape_colour(one.canonical_normal)], dim=1)  # (1, 6, S, S)
+    colours = torch.cat([one.canonical_image, shape_colour(one.canonical_normal)], dim=1)  # (1, 6, S, S)
     frames = turntable.turntable_frames(one.canonical_depth, colours, views, one.fov, options.mesh_size)[0]
     side_by_side = torch.cat([frames[:, :3], frames[:, 3:]], dim=-1)  # (T, 3, N, 2N): textured | shape
     return [turntable.write_animation(side_by_side, out / name) for name in ("turntable.gif", "turntable.mp4")]
