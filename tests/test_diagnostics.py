@@ -13,6 +13,7 @@ from unsup3d.config import ModelConfig
 from unsup3d.diagnostics import (
     DETECTORS,
     FINE_SIGMA,
+    CollapseInputs,
     collapse_statistics,
     collapse_table,
     confidence_scale,
@@ -22,7 +23,6 @@ from unsup3d.diagnostics import (
     fine_depth_energy,
     fired,
     hollow_fraction,
-    prediction_statistics,
     translation_at_limit,
     translation_yaw_correlation,
 )
@@ -41,6 +41,13 @@ def shipped():
     images = render_batch(rngs, 64, depth=False, canonical=False).image
     with torch.no_grad():
         return model, model(images, with_flip=False)
+
+
+def prediction_statistics(pred, config) -> dict[str, float]:
+    """The collapse statistics of one prediction (its unflipped canonical depth, view and σ)."""
+    inputs = CollapseInputs()
+    inputs.add(pred)
+    return inputs.statistics(config)
 
 
 def with_depth(pred, depth):

@@ -141,8 +141,8 @@ def test_collapse_statistics_of_a_dataset_do_not_depend_on_its_batches():
     import pytest
 
     from unsup3d.config import ModelConfig
-    from unsup3d.diagnostics import prediction_statistics
-    from unsup3d.evaluation import evaluate_collapse
+    from unsup3d.diagnostics import CollapseInputs
+    from unsup3d.evaluation import evaluation_pass
     from unsup3d.model import PhotoGeometricAutoencoder
 
     small = {"depth_nf": 4, "albedo_nf": 4, "encoder_nf": 4, "conf_nf": 4, "autoencoder_zdim": 8, "conf_zdim": 8}
@@ -150,9 +150,12 @@ def test_collapse_statistics_of_a_dataset_do_not_depend_on_its_batches():
     model = PhotoGeometricAutoencoder(ModelConfig(**small)).eval()
     images = torch.rand(17, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        whole = prediction_statistics(model(images, with_flip=False), model.config)
+        inputs = CollapseInputs()
+        inputs.add(model(images, with_flip=False))
+        whole = inputs.statistics(model.config)
     model.train()
-    batched = evaluate_collapse(model, [{"image": image} for image in images], 5, torch.device("cpu"))
+    dataset = [{"image": image} for image in images]
+    batched = evaluation_pass(model, dataset, 5, torch.device("cpu"), depth=False, collapse=True)["collapse"]
     assert model.training and set(batched) == set(whole) and "translation_yaw_correlation" in whole
     for name, value in whole.items():
         assert batched[name] == pytest.approx(value, rel=1e-4, abs=1e-7), name

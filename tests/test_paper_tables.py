@@ -1,14 +1,11 @@
 """benchmarks/experiments/paper_tables.py end to end at a tiny budget: every row of every table trained, evaluated and
 written, then resumed."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "experiments" / "paper_tables.py"
 # Small networks; the second iteration is photometric (the preset fits its depth prior for 200), so the rows'
 # switches act.
 TINY = [
@@ -23,12 +20,9 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def paper_tables():
-    spec = importlib.util.spec_from_file_location("paper_tables", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["paper_tables"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["paper_tables"]
+    from benchmarks.experiments import paper_tables
+
+    return paper_tables
 
 
 def _run(module, out: Path, iterations: int, tables=("2", "3", "4", "5")):

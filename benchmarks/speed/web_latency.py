@@ -1,5 +1,5 @@
 """The web page's latency on this machine, measured in a real browser: ``unsup3d serve`` driven by Debian's
-Chromium through Playwright (the browser test's harness, ``tests/web/_harness.py``).
+Chromium through Playwright (the browser test's harness, ``src/unsup3d/testing.py``).
 
     python benchmarks/speed/web_latency.py [--uploads 5] [--relights 10]
 
@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "web"))
-from _harness import browser_page, running_server, set_light_x, upload  # noqa: E402
+from unsup3d.testing import browser_page, running_server, set_light_x, upload
 
 
 def main() -> None:

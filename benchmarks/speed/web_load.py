@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -23,8 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "web"))
-from _harness import running_server, workspace_of  # noqa: E402
+from unsup3d.testing import running_server, workspace_of
 
 
 def memory_kb(pid: int, field: str = "VmRSS") -> int:

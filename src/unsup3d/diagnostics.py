@@ -77,7 +77,6 @@ __all__ = [
     "fine_depth_energy",
     "fired",
     "hollow_fraction",
-    "prediction_statistics",
     "translation_at_limit",
     "translation_yaw_correlation",
 ]
@@ -275,13 +274,6 @@ class CollapseInputs:
         """:func:`collapse_statistics` over every prediction added."""
         confidence = torch.cat(self.confidence) if self.confidence else None
         return collapse_statistics(torch.cat(self.depth), torch.cat(self.view), confidence, config)
-
-
-def prediction_statistics(pred: Prediction, config: ModelConfig) -> dict[str, float]:
-    """:func:`collapse_statistics` of a :class:`~unsup3d.model.Prediction` (its unflipped canonical depth)."""
-    inputs = CollapseInputs()
-    inputs.add(pred)
-    return inputs.statistics(config)
 
 
 def fired(statistics: dict[str, float]) -> list[Detector]:

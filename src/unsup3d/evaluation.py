@@ -111,13 +111,6 @@ def evaluate_depth(model, dataset: Dataset, batch_size: int, device: torch.devic
     return evaluation_pass(model, dataset, batch_size, device)["depth"]
 
 
-def evaluate_collapse(model, dataset: Dataset, batch_size: int, device: torch.device) -> dict[str, float]:
-    """The collapse statistics of :mod:`unsup3d.diagnostics` over the model's predictions for every image of
-    ``dataset`` (items with ``"image"`` (3, S, S) in [0, 1]); :func:`unsup3d.diagnostics.fired` says which
-    detectors fire."""
-    return evaluation_pass(model, dataset, batch_size, device, depth=False, collapse=True)["collapse"]
-
-
 def baseline_scores(dataset: Dataset, fov: float = FOV_DEGREES) -> dict[str, dict[str, torch.Tensor]]:
     """Per-image scores of the trivial baselines of the paper's Table 2.
 

@@ -1,5 +1,6 @@
 import pytest
-from _harness import running_server
+
+from unsup3d.testing import running_server
 
 
 @pytest.fixture(scope="session")

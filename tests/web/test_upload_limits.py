@@ -11,10 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _harness import workspace_of
 from PIL import Image
 
 from unsup3d import app
+from unsup3d.testing import workspace_of
 
 
 def post_file(url: str, name: str, data: bytes) -> tuple[int, str]:

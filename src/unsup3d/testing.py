@@ -1,5 +1,7 @@
-"""Starting ``unsup3d serve`` and driving it with Debian's Chromium through Playwright: shared by the browser
-test and ``benchmarks/speed/web_latency.py``."""
+"""Driving the web page from outside, for its browser tests and its latency and load benchmarks: ``unsup3d serve``
+started in a subprocess on a free loopback port, and Debian's Chromium driven through Playwright (the ``test``
+extra; imported only by :func:`browser_page`). Nothing in the package imports this module.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +61,8 @@ def running_server(folder: Path, *options: str) -> Iterator[tuple[str, Path, sub
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
     root = workspace_of(log)
-    assert root is None or not root.exists(), f"{root} left behind"
+    if root is not None and root.exists():
+        raise RuntimeError(f"the server left its temporary folder behind: {root}")
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:
