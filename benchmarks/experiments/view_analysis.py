@@ -4,7 +4,9 @@ Runs a checkpoint on the built-in synthetic test set (``test/image``, ``test/dep
 ``test/meta.jsonl``, written by ``unsup3d synth``) and prints, with a label each:
 
     python benchmarks/experiments/view_analysis.py --checkpoint runs/cpu20 --data data/synth/test \
-        [--limit 100] [--json out.json]
+        [--limit 100] [--json out.json] [--refine STEPS]
+
+``--refine STEPS`` refines each reconstruction on its photo first (``unsup3d reconstruct --refine``).
 
 Views (``(rx, ry, rz)`` = pitch, yaw, roll in radians; ``(tx, ty, tz)`` in metres, ``docs/conventions.md``):
 
@@ -55,7 +57,7 @@ from torch.utils.data import DataLoader, Subset
 
 from unsup3d.data import PairedDepthDataset
 from unsup3d.geometry import focal_length
-from unsup3d.inference import Reconstructor
+from unsup3d.inference import Reconstructor, RefineSettings
 from unsup3d.metrics import depth_metrics, erode_mask, evaluation_mask, pearson, side, slope
 
 YAW_BANDS = ((0, 15), (15, 30), (30, 45))  # degrees of |true yaw|; the last band includes 45
@@ -255,9 +257,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="also write the statistics to this JSON file")
+    parser.add_argument("--refine", type=int, default=0, help="steps of per-photo refinement (0: none)")
     args = parser.parse_args()
 
     reconstructor = Reconstructor.from_checkpoint(args.checkpoint, device=args.device)
+    reconstructor.refinement = RefineSettings(steps=args.refine)
     dataset = PairedDepthDataset(args.data, reconstructor.image_size)
     if args.limit is not None:
         dataset = Subset(dataset, range(min(args.limit, len(dataset))))

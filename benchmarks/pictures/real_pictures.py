@@ -3,12 +3,14 @@ model on held-out cat photos, as the paper's Fig. 1 and Fig. 5 show its models.
 
     python benchmarks/pictures/real_pictures.py --faces london/ --cats cats_val/ --out docs/images [--count 4]
     python benchmarks/pictures/real_pictures.py --faces london/ --faces-model faces-synthetic --name synthetic_on_london
+    python benchmarks/pictures/real_pictures.py --faces london/ --refine 50 --name refined
 
 One row per photo (the first ``--count`` by sorted name, spread evenly over the folder): input (cropped as
 ``unsup3d reconstruct --crop face`` crops it; the cat photos are already crops), reconstruction, albedo, shading,
 canonical normals, depth in the input view, the asymmetry overlay, the textured shape turned to yaw −40° and +40°,
 the shape alone at +40°, and the canonical image relit from the left and from the right. Written:
-``<name>_faces.png`` and ``<name>_cats.png`` (``--name`` default ``real``).
+``<name>_faces.png`` and ``<name>_cats.png`` (``--name`` default ``real``). ``--refine N`` refines each photo's
+reconstruction on that photo for N steps first (``unsup3d reconstruct --refine``).
 
 Only London-set faces (CC BY 4.0, DeBruine & Jones 2017, doi:10.6084/m9.figshare.5047666) may be committed to
 the project's pictures: the cat photos' source states no licence, so write their picture outside the repository
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from unsup3d.inference import SHIPPED_MODELS, Reconstruction, Reconstructor
+from unsup3d.inference.refine import RefineSettings
 from unsup3d.outputs import collect_inputs
 from unsup3d.outputs.overlays import asymmetry_overlay, object_mask
 from unsup3d.viz import depth_to_image, image_grid, normals_to_image, to_uint8
@@ -102,6 +105,7 @@ def main() -> None:
     parser.add_argument("--cats-model", default="cats", help="a shipped model's name, or weights / a run")
     parser.add_argument("--count", type=int, default=4)
     parser.add_argument("--name", default="real")
+    parser.add_argument("--refine", type=int, default=0, help="steps of per-photo refinement (0: none)")
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +113,9 @@ def main() -> None:
     for folder, model, crop, kind in subjects:
         if folder is not None:
             photos = spread(collect_inputs([folder]), args.count)
-            picture(load(model), photos, crop, args.out / f"{args.name}_{kind}.png")
+            reconstructor = load(model)
+            reconstructor.refinement = RefineSettings(steps=args.refine)
+            picture(reconstructor, photos, crop, args.out / f"{args.name}_{kind}.png")
 
 
 def load(model: str) -> Reconstructor:

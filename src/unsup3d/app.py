@@ -2,8 +2,9 @@
 
 A thin shell over :class:`unsup3d.inference.Reconstructor` and its export code: an upload (or a bundled example)
 is loaded and checked like any input file, cropped on request, reconstructed, and its outputs are written into a
-folder of its own under the server's temporary folder, from which the page shows them. Light sliders relight the
-kept reconstruction at once. Nothing imports this module but the command line.
+folder of its own under the server's temporary folder, from which the page shows them. A slider refines the
+reconstruction on the photo itself (per-photo refinement, with a progress bar). Light sliders relight the kept
+reconstruction at once. Nothing imports this module but the command line.
 
 Every failure a user can cause (a file that is not an image, a corrupt or truncated one, a decompression bomb,
 no face found) becomes a message in the page's status line, never a traceback; uploads larger than
@@ -24,6 +25,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,7 @@ UPLOAD_SECONDS = 900  # Gradio deletes its copies of uploads after this long (ch
 MAX_FOLDERS = 64  # and only the newest this many are kept (a busy server's disk stays bounded)
 CONCURRENCY = 2  # requests reconstructed at once (the model and the CPU cores are shared)
 MAX_QUEUE = 32  # requests waiting beyond this are told the server is busy
+MAX_REFINE_STEPS = 200  # the page's refinement slider goes up to this many steps
 DISPLAY_SIZE = 256  # pictures are enlarged to this many pixels for the page
 # Small pictures fill their boxes with crisp pixels.
 PAGE_CSS = "#turntable img, #relit img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated}"
@@ -127,9 +130,17 @@ class Workspace:
 
 
 def reconstruct_upload(
-    reconstructor: Reconstructor, workspace: Workspace, path: str | None, crop: str = "face", model_name: str = ""
+    reconstructor: Reconstructor,
+    workspace: Workspace,
+    path: str | None,
+    crop: str = "face",
+    model_name: str = "",
+    refine_steps: int = 0,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> PageResult:
-    """Reconstruct an uploaded file into a new request folder; every user error becomes the status line."""
+    """Reconstruct an uploaded file into a new request folder, refined on the photo for ``refine_steps`` steps
+    (:meth:`unsup3d.inference.Reconstructor.refine`, reporting each to ``on_step``); every user error becomes
+    the status line."""
     empty = dict.fromkeys(PICTURES)
     if not path:
         return PageResult("Upload a photo or pick an example.", empty)
@@ -143,13 +154,15 @@ def reconstruct_upload(
     except NoDetectionError as error:
         return PageResult(f"**Error:** {error} — choose crop *none* to use the whole photo.", empty)
     started = time.perf_counter()
-    rec = reconstructor(tensor[None])
+    steps = max(0, int(refine_steps or 0))
+    rec = reconstructor.refine(tensor[None], steps, on_step=on_step) if steps else reconstructor(tensor[None])
     folder = workspace.new_folder()
     write_outputs(rec, 0, folder, OutputOptions(GROUPS))
     pictures = {key: _enlarged(folder / f"{key}.png") for key in PICTURES}
     downloads = [folder / "mesh.glb", _zip_obj(folder), folder / "depth_16bit.png", folder / "depth.npy"]
     model = f", model: {model_name}" if model_name else ""
-    status = f"Reconstructed {name} in {time.perf_counter() - started:.2f} s (crop: {crop}{model})."
+    refined = f", refined in {steps} steps" if steps else ""
+    status = f"Reconstructed {name} in {time.perf_counter() - started:.2f} s (crop: {crop}{model}{refined})."
     _release_memory()
     return PageResult(
         status,
@@ -246,6 +259,9 @@ def build_app(models: ModelShelf, workspace: Workspace):
             upload = gr.File(label="Photo", type="filepath", elem_id="upload")
             crop = gr.Radio(list(CROP_KINDS), value="face", label="Crop", elem_id="crop")
             choice = gr.Radio(models.choices, value=AUTO, label="Model", elem_id="model")
+            refine = gr.Slider(
+                0, MAX_REFINE_STEPS, value=0, step=10, label="Refine on this photo (steps; 0: off)", elem_id="refine"
+            )
         gr.Examples([_example_inputs(p) for p in examples], [upload, crop, choice])
         status = gr.Markdown("Upload a photo or pick an example.", elem_id="status")
         with gr.Row():
@@ -260,9 +276,13 @@ def build_app(models: ModelShelf, workspace: Workspace):
         downloads = gr.File(label="downloads", file_count="multiple", elem_id="downloads")
         state = gr.State(None)
 
-        def run(path, kind, chosen, x, y):
+        def run(path, kind, chosen, steps, x, y, progress=gr.Progress()):  # noqa: B008 (Gradio's progress hook)
             name = models.resolve(chosen, kind)
-            result = reconstruct_upload(models.get(name), workspace, path, kind, name)
+
+            def on_step(done: int, total: int) -> None:
+                progress(done / total, desc=f"refining: step {done} of {total}")
+
+            result = reconstruct_upload(models.get(name), workspace, path, kind, name, steps, on_step)
             picture_values = [result.pictures[key] for key in PICTURES]
             relit_value = relight_picture(result.reconstruction, x, y)
             return [
@@ -276,9 +296,11 @@ def build_app(models: ModelShelf, workspace: Workspace):
             ]
 
         outputs = [status, *pictures.values(), model, turntable, relit, downloads, state]
-        upload.change(run, [upload, crop, choice, lx, ly], outputs, api_name="reconstruct")
-        crop.change(run, [upload, crop, choice, lx, ly], outputs, api_name=False)
-        choice.change(run, [upload, crop, choice, lx, ly], outputs, api_name=False)
+        inputs = [upload, crop, choice, refine, lx, ly]
+        upload.change(run, inputs, outputs, api_name="reconstruct")
+        for control in (crop, choice):
+            control.change(run, inputs, outputs, api_name=False)
+        refine.release(run, inputs, outputs, api_name=False)
         for slider, name in ((lx, "relight"), (ly, False)):
             slider.change(relight_picture, [state, lx, ly], relit, show_progress="hidden", api_name=name)
     return page

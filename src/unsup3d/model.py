@@ -69,6 +69,21 @@ class Rendering:
 
 
 @dataclass
+class Factors:
+    """What the networks predict for B images of size S, before any rendering (the paper's d, a, l, w, σ)."""
+
+    depth_raw: torch.Tensor  # (B, S, S) depth net output before tanh (blurred where model.depth_blur > 0)
+    albedo: torch.Tensor  # (B, 3, S, S) canonical albedo in [0, 1]
+    shading_map: torch.Tensor | None  # (B, 1, S, S) in [0, 2] for the "no light" ablation, else None
+    ambient: torch.Tensor  # (B,) k_s
+    diffuse: torch.Tensor  # (B,) k_d
+    light_direction: torch.Tensor  # (B, 3) unit light direction in the canonical frame
+    view: torch.Tensor  # (B, 6) (rx, ry, rz) radians, (tx, ty, tz)
+    confidence: torch.Tensor | None  # (B, 2, S, S) σ, σ′ (softplus), or None
+    confidence_perceptual: torch.Tensor | None  # (B, 2, S/4, S/4), or None
+
+
+@dataclass
 class Prediction:
     """Everything the model predicts for a batch of B images of size S.
 
@@ -114,36 +129,60 @@ class PhotoGeometricAutoencoder(nn.Module):
         Under ``torch.autocast`` only the networks run in reduced precision: their outputs are cast to float32
         and the geometry (normals, shading, rasterisation, warping) runs with autocast off.
         """
+        return self.render_factors(self.predict_factors(images), with_flip)
+
+    def predict_factors(self, images: torch.Tensor) -> Factors:
+        """The networks' part of :meth:`forward`: (B, 3, S, S) images in [0, 1] → :class:`Factors`."""
         _check_images(images, self.config.image_size)
         x = to_signed(images)
-        raw, depth = self.predict_depth(x)
         albedo, shading_map = self.predict_albedo(x)
         ambient, diffuse, direction = self.predict_light(x)
-        view = self.predict_view(x)
         confidence, confidence_perceptual = self.predict_confidence(x)
-        with torch.autocast(x.device.type, enabled=False):
+        return Factors(
+            self.predict_depth(x)[0],
+            albedo,
+            shading_map,
+            ambient,
+            diffuse,
+            direction,
+            self.predict_view(x),
+            confidence,
+            confidence_perceptual,
+        )
+
+    def render_factors(self, factors: Factors, with_flip: bool = True) -> Prediction:
+        """The geometric part of :meth:`forward`: the canonical depth of ``factors.depth_raw``, normals, shading
+        and the reprojection into each image's view, for the factors and, ``with_flip``, their flips."""
+        depth = self.canonical_depth(factors.depth_raw)
+        albedo, direction, ambient, diffuse = (
+            factors.albedo,
+            factors.light_direction,
+            factors.ambient,
+            factors.diffuse,
+        )
+        with torch.autocast(depth.device.type, enabled=False):
             copies = 2 if with_flip else 1
             if with_flip:
                 depth = torch.cat([depth, depth.flip(-1) if self.config.flip_depth else depth])
                 albedo = torch.cat([albedo, albedo.flip(-1) if self.config.flip_albedo else albedo])
             normal = normals_from_depth(depth, self.config.fov)
-            if shading_map is None:
+            if factors.shading_map is None:
                 diffuse_term = diffuse_shading(normal, direction.repeat(copies, 1))
                 shading = lambertian(diffuse_term, ambient.repeat(copies), diffuse.repeat(copies))
             else:
-                shading = shading_map.repeat(copies, 1, 1, 1)
+                shading = factors.shading_map.repeat(copies, 1, 1, 1)
             image = albedo * shading
-            recon_depth, recon_image, mask = self.reproject(depth, image, view.repeat(copies, 1), copies)
+            recon_depth, recon_image, mask = self.reproject(depth, image, factors.view.repeat(copies, 1), copies)
         maps = (depth, albedo, normal, shading, image, recon_depth, recon_image)  # (kB, ...) each
         renderings = [Rendering(*half) for half in zip(*(m.chunk(copies) for m in maps), strict=True)]
         return Prediction(
-            canonical_depth_raw=raw,
+            canonical_depth_raw=factors.depth_raw,
             ambient=ambient,
             diffuse=diffuse,
             light_direction=direction,
-            view=view,
-            confidence=confidence,
-            confidence_perceptual=confidence_perceptual,
+            view=factors.view,
+            confidence=factors.confidence,
+            confidence_perceptual=factors.confidence_perceptual,
             recon_mask=mask,
             recon=renderings[0],
             recon_flipped=renderings[1] if with_flip else None,
@@ -163,20 +202,23 @@ class PhotoGeometricAutoencoder(nn.Module):
         return photometric.float(), None if perceptual is None else perceptual.float()
 
     def predict_depth(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw (B, S, S) and canonical depth ``d = mid + half·tanh(raw − mean raw)``, border columns clamped.
+        """Raw (B, S, S) and canonical depth (:meth:`canonical_depth`) of (B, 3, S, S) images in [-1, 1].
 
-        With ``depth_blur`` > 0 the raw map is first low-passed by a Gaussian of that many pixels.
+        With ``depth_blur`` > 0 the raw map is the network's output low-passed by a Gaussian of that many pixels.
         """
-        cfg = self.config
         raw = self.depth_net(x)[:, 0].float()  # (B, S, S)
-        if cfg.depth_blur > 0:
-            raw = gaussian_blur(raw, cfg.depth_blur, padding="reflect")
+        if self.config.depth_blur > 0:
+            raw = gaussian_blur(raw, self.config.depth_blur, padding="reflect")
+        return raw, self.canonical_depth(raw)
+
+    def canonical_depth(self, raw: torch.Tensor) -> torch.Tensor:
+        """(B, S, S) raw maps → canonical depth ``d = mid + half·tanh(raw − mean raw)``, border columns clamped."""
+        cfg = self.config
         depth = bounded_depth(raw, cfg.min_depth, cfg.max_depth)
         border = torch.zeros_like(depth[:1])
         border[..., :BORDER_COLUMNS] = 1.0
         border[..., -BORDER_COLUMNS:] = 1.0
-        depth = depth * (1 - border) + cfg.resolved_border_depth * border
-        return raw, depth
+        return depth * (1 - border) + cfg.resolved_border_depth * border
 
     def predict_albedo(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Albedo (B, 3, S, S) in [0, 1]; with ``use_light=False`` also a shading map (B, 1, S, S) in [0, 2]."""

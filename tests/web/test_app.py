@@ -146,3 +146,13 @@ def test_the_status_line_names_the_model(reconstructor, workspace, tmp_path):
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(path)
     result = app.reconstruct_upload(reconstructor, workspace, str(path), "none", "faces")
     assert "model: faces" in result.status
+
+
+def test_refinement_reports_progress_and_changes_the_reconstruction(reconstructor, workspace, tmp_path):
+    path = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    plain = app.reconstruct_upload(reconstructor, workspace, str(path), "none")
+    steps = []
+    refined = app.reconstruct_upload(reconstructor, workspace, str(path), "none", "", 4, lambda *s: steps.append(s))
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)] and "refined in 4 steps" in refined.status
+    assert not torch.equal(plain.reconstruction.canonical_depth, refined.reconstruction.canonical_depth)

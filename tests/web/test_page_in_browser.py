@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _harness import CHROMIUM, browser_page, image_of, set_light_x, upload, workspace_of
 from PIL import Image
+
+from unsup3d.testing import CHROMIUM, browser_page, image_of, set_light_x, upload, workspace_of
 
 
 def _browser_or_skip() -> str:
@@ -77,3 +78,17 @@ def test_server_keeps_its_files_in_its_own_temporary_folder(server):
     root = workspace_of(log)
     assert root is not None and root.is_dir(), log.read_text()
     assert root.parent == log.parent  # under the TMPDIR the server was given; deleted when it stops
+
+
+def test_refinement_on_the_page_reports_its_steps(page, tmp_path):
+    from skimage import data
+
+    photo = tmp_path / "astronaut_refined.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    page.fill("#refine input[type=number]", "20")
+    page.press("#refine input[type=number]", "Enter")
+    upload(page, photo)
+    status = page.inner_text("#status")
+    assert "Reconstructed astronaut_refined.png" in status and "refined in 20 steps" in status, status
+    page.wait_for_selector("#depth img")
+    assert image_of(page, "#depth img").std() > 10, "the depth picture is blank"

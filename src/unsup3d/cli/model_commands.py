@@ -23,6 +23,7 @@ def add_commands(sub) -> None:
 def _add_reconstruct(sub) -> None:
     from unsup3d.data.images import ANIMATED_FRAMES
     from unsup3d.inference.crop import CROP_FALLBACKS, CROP_KINDS
+    from unsup3d.inference.refine import DEFAULT_STEPS
     from unsup3d.outputs.write import GROUP_FILES
 
     p = sub.add_parser(
@@ -44,6 +45,15 @@ def _add_reconstruct(sub) -> None:
         type=integer(2, 1024),
         help="upsample the depth grid to N x N (2 to 1024) for meshes and turntables",
     )
+    p.add_argument(
+        "--refine",
+        nargs="?",
+        type=integer(1, 10_000),
+        const=DEFAULT_STEPS,
+        metavar="STEPS",
+        help=f"fit each photo's depth, albedo, light and view to that photo alone, with the paper's objective "
+        f"(STEPS Adam steps, 1 to 10000; {DEFAULT_STEPS} without a number)",
+    )
     p.add_argument("--report", action="store_true", help="write index.html over the outputs (offline)")
     p.add_argument("--video-frames", action="store_true", help="videos: also write every frame's outputs")
     p.add_argument(
@@ -61,6 +71,7 @@ def _add_reconstruct(sub) -> None:
 
 def _reconstruct(args) -> int:
     from unsup3d.inference import Reconstructor
+    from unsup3d.inference.refine import RefineSettings
     from unsup3d.outputs import reconstruct_to_folder, write_report
     from unsup3d.outputs.write import OutputOptions, available_groups
 
@@ -69,6 +80,8 @@ def _reconstruct(args) -> int:
     except ValueError as error:
         raise ConfigError(str(error)) from error
     reconstructor = _chosen_model(args, Reconstructor)
+    if args.refine:
+        reconstructor.refinement = RefineSettings(steps=args.refine)
     result = reconstruct_to_folder(
         reconstructor,
         args.inputs,

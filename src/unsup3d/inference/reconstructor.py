@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,6 +29,7 @@ from unsup3d.data.images import (
 )
 from unsup3d.inference.crop import NoDetectionError, crop_photo
 from unsup3d.inference.reconstruction import Reconstruction
+from unsup3d.inference.refine import DEFAULT_STEPS, NO_REFINEMENT, RefineSettings, refine
 from unsup3d.inference.weights import DEFAULT_MODEL, load_model, shipped_weights
 from unsup3d.model import PhotoGeometricAutoencoder, Prediction
 
@@ -49,11 +51,18 @@ class Reconstructor:
     Attributes:
         model: the :class:`PhotoGeometricAutoencoder`, in eval mode on ``device``.
         config: its :class:`ModelConfig`.
+        refinement: the per-photo refinement every call applies (:meth:`refine`); none by default (0 steps).
         checkpoint_path, iteration: where the weights came from (``from_checkpoint`` only, else None).
     """
 
-    def __init__(self, model: PhotoGeometricAutoencoder, device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model: PhotoGeometricAutoencoder,
+        device: str | torch.device | None = None,
+        refinement: RefineSettings = NO_REFINEMENT,
+    ) -> None:
         self.device = torch.device(device) if device is not None else default_device()
+        self.refinement = refinement
         # Channels-last convolutions: about twice the images per second on CPU
         # (benchmarks/experiments/shipped_model.py).
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
@@ -96,14 +105,44 @@ class Reconstructor:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> Reconstruction:
-        """Decompose (B, 3, S, S) images in [0, 1] (S = the model's image size) into a :class:`Reconstruction`."""
+        """Decompose (B, 3, S, S) images in [0, 1] (S = the model's image size) into a :class:`Reconstruction`,
+        refined as :attr:`refinement` says (by default not at all)."""
+        if self.refinement.steps:
+            return self.refine(images, self.refinement.steps, self.refinement)
+        images = self._checked(images)
+        return _to_reconstruction(images, self.model(images, with_flip=False), self.config)
+
+    def _checked(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) images in [0, 1] (a small tolerance) as float32 on the device, clamped; model in eval."""
         if not isinstance(images, torch.Tensor) or not images.is_floating_point():
             raise TypeError("images must be a floating-point tensor (B, 3, S, S) in [0, 1]")
         if images.numel() and (images.min() < -RANGE_TOLERANCE or images.max() > 1 + RANGE_TOLERANCE):
             raise ValueError(f"images must be in [0, 1], got [{float(images.min()):.3f}, {float(images.max()):.3f}]")
         self.model.eval()
-        images = images.to(self.device, torch.float32).clamp(0, 1)
-        prediction = self.model(images, with_flip=False)
+        return images.to(self.device, torch.float32).clamp(0, 1)
+
+    def refine(
+        self,
+        images: torch.Tensor,
+        steps: int = DEFAULT_STEPS,
+        settings: RefineSettings | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> Reconstruction:
+        """Like calling the reconstructor, then each photo's factors refined on that photo alone
+        (:mod:`unsup3d.inference.refine`); the model's weights are not changed.
+
+        Args:
+            images: (B, 3, S, S) in [0, 1].
+            steps: Adam steps per photo (0: the same as calling the reconstructor).
+            settings: learning rate and anchor weight (its ``steps`` is replaced by ``steps``).
+            on_step: called as ``on_step(done, total)`` after each step.
+        """
+        settings = replace(settings or RefineSettings(), steps=steps)
+        images = self._checked(images)
+        with torch.no_grad():
+            if settings.steps == 0:
+                return _to_reconstruction(images, self.model(images, with_flip=False), self.config)
+            prediction = self.model.render_factors(refine(self.model, images, settings, on_step), with_flip=False)
         return _to_reconstruction(images, prediction, self.config)
 
     def prepare(self, image: Image.Image, crop: str = "none", crop_fallback: str = "skip", name: str = "image"):
