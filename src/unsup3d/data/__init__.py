@@ -1,4 +1,6 @@
-"""Datasets: folders of images for training, images paired with ground-truth depth for evaluation."""
+"""Datasets: folders of images for training, images paired with ground-truth depth for evaluation, and the
+memory-mapped cache of resized training images. Nothing synthetic (that is :mod:`unsup3d.synthetic`), and nothing
+of the package outside itself: the ground floor."""
 
 from unsup3d.data.folder import ImageFolderDataset
 from unsup3d.data.images import (

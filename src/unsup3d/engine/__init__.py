@@ -1,1 +1,3 @@
-"""Training machinery: the loop, run bookkeeping."""
+"""Training machinery: the loop, optimiser and schedule, mixed precision, several processes, checkpoints, logging
+and validation. The loss itself is :class:`unsup3d.losses.Objective`'s; only the command line imports this
+package (inference never does)."""

@@ -1,4 +1,5 @@
-"""Pure geometric functions: camera, rotations, back-projection, normals."""
+"""Pure geometric functions: camera, rotations, back-projection, normals. The ground floor of the model: it imports
+nothing of the package but ``conventions``."""
 
 from unsup3d.geometry.camera import FOV_DEGREES, depth_to_points, focal_length, intrinsics, pixel_grid, project
 from unsup3d.geometry.normals import normals_from_depth, normals_from_points
