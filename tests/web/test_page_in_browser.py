@@ -92,3 +92,7 @@ def test_refinement_on_the_page_reports_its_steps(page, tmp_path):
     assert "Reconstructed astronaut_refined.png" in status and "refined in 20 steps" in status, status
     page.wait_for_selector("#depth img")
     assert image_of(page, "#depth img").std() > 10, "the depth picture is blank"
+    for selector in ("#asymmetry img", "#turntable img", "#relit img", "#model3d canvas"):
+        page.wait_for_selector(selector)
+    page.wait_for_timeout(1500)  # the viewer loads the GLB and draws
+    page.screenshot(path=str(_screenshots(tmp_path) / "web_page_refined.png"), full_page=True)
