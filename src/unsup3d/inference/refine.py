@@ -85,9 +85,10 @@ def refine(
 ) -> Factors:
     """Refine the model's prediction for each of (B, 3, S, S) images in [0, 1] on that image alone.
 
-    The photos go one at a time, through the network too: a photo's result does not depend on the batch it came
-    in, bit for bit (a batched pass would round differently, and Adam's steps, each about ``lr`` whatever the
-    gradient's size, turn rounding into visible differences), and on this CPU one photo at a time is as fast.
+    The photos go one at a time, through the network too, so that a photo's result does not depend on the batch it
+    came in, bit for bit. A batched loop is faster, and its forward pass matches one photo's bit for bit, but its
+    backward pass sums in another order, and Adam's steps, each about ``lr`` whatever the gradient's size, turn
+    that rounding into visible differences after a few dozen steps.
 
     Args:
         model: the trained model (its weights are not changed; it is run in eval mode).
