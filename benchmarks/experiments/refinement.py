@@ -39,8 +39,7 @@ def parse_variant(text: str) -> RefineSettings:
 
 
 def reconstruct(reconstructor: Reconstructor, images: torch.Tensor, settings: RefineSettings) -> Reconstruction:
-    if settings.steps == 0:
-        return reconstructor(images)
+    """The reconstructions of (B, 3, S, S) images, refined as ``settings`` say (0 steps: the network alone)."""
     return reconstructor.refine(images, settings.steps, settings)
 
 

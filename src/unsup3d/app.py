@@ -155,7 +155,7 @@ def reconstruct_upload(
         return PageResult(f"**Error:** {error} — choose crop *none* to use the whole photo.", empty)
     started = time.perf_counter()
     steps = max(0, int(refine_steps or 0))
-    rec = reconstructor.refine(tensor[None], steps, on_step=on_step) if steps else reconstructor(tensor[None])
+    rec = reconstructor.refine(tensor[None], steps, on_step=on_step)
     folder = workspace.new_folder()
     write_outputs(rec, 0, folder, OutputOptions(GROUPS))
     pictures = {key: _enlarged(folder / f"{key}.png") for key in PICTURES}

@@ -149,7 +149,7 @@ class DepthOnly(nn.Module):
         self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.predict_depth(to_signed(images))[1]
+        return self.model.predict_depth(to_signed(images))
 
 
 class Passes(Protocol):
@@ -165,16 +165,6 @@ class Passes(Protocol):
     @property
     def depth_forward(self) -> nn.Module:
         """images → canonical depth (a :class:`DepthOnly`, or one wrapped)."""
-
-
-class ModelPasses:
-    """The passes of a model used as it is (no wrapper): ``forward`` is the model, ``depth_forward`` its
-    :class:`DepthOnly`."""
-
-    def __init__(self, model: PhotoGeometricAutoencoder) -> None:
-        self.model = model
-        self.forward: nn.Module = model
-        self.depth_forward: nn.Module = DepthOnly(model)
 
 
 def ellipsoid_depth(config: ModelConfig, relief: float, axes: tuple[float, float] = FACE_AXES) -> torch.Tensor:

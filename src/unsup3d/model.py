@@ -139,7 +139,7 @@ class PhotoGeometricAutoencoder(nn.Module):
         ambient, diffuse, direction = self.predict_light(x)
         confidence, confidence_perceptual = self.predict_confidence(x)
         return Factors(
-            self.predict_depth(x)[0],
+            self.predict_depth_raw(x),
             albedo,
             shading_map,
             ambient,
@@ -201,15 +201,17 @@ class PhotoGeometricAutoencoder(nn.Module):
         photometric, perceptual = self.conf_net(x, self.config.uses_perceptual)
         return photometric.float(), None if perceptual is None else perceptual.float()
 
-    def predict_depth(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw (B, S, S) and canonical depth (:meth:`canonical_depth`) of (B, 3, S, S) images in [-1, 1].
+    def predict_depth(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, S, S) canonical depth (:meth:`canonical_depth`) of (B, 3, S, S) images in [-1, 1]."""
+        return self.canonical_depth(self.predict_depth_raw(x))
 
-        With ``depth_blur`` > 0 the raw map is the network's output low-passed by a Gaussian of that many pixels.
-        """
-        raw = self.depth_net(x)[:, 0].float()  # (B, S, S)
+    def predict_depth_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """The depth network's (B, S, S) raw map for (B, 3, S, S) images in [-1, 1]; with ``depth_blur`` > 0
+        low-passed by a Gaussian of that many pixels."""
+        raw = self.depth_net(x)[:, 0].float()
         if self.config.depth_blur > 0:
             raw = gaussian_blur(raw, self.config.depth_blur, padding="reflect")
-        return raw, self.canonical_depth(raw)
+        return raw
 
     def canonical_depth(self, raw: torch.Tensor) -> torch.Tensor:
         """(B, S, S) raw maps → canonical depth ``d = mid + half·tanh(raw − mean raw)``, border columns clamped."""

@@ -112,7 +112,7 @@ def test_a_supervised_run_lowers_the_loss_and_trains_only_the_depth_network(pair
 
     def loss() -> float:
         with torch.no_grad():
-            return float(supervised_terms(trainer.model.predict_depth(images * 2 - 1)[1], depth)["total"])
+            return float(supervised_terms(trainer.model.predict_depth(images * 2 - 1), depth)["total"])
 
     before = loss()
     trainer.fit()

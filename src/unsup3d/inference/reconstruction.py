@@ -86,7 +86,7 @@ class Reconstruction:
 
     def mesh(self, index: int = 0, size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vertices, faces and uvs of image ``index``'s canonical depth grid (upsampled to ``size`` × ``size``),
-        in the mesh frame of ``docs/conventions.md`` (:func:`unsup3d.outputs.mesh.depth_grid_mesh`)."""
+        in the mesh frame of ``docs/conventions.md`` (:func:`unsup3d.render.grid_mesh.depth_grid_mesh`)."""
         depth = self.canonical_depth[index : index + 1]
         if size is not None:
             depth, _ = upsample_canonical(depth, size=size)

@@ -107,10 +107,7 @@ class Reconstructor:
     def __call__(self, images: torch.Tensor) -> Reconstruction:
         """Decompose (B, 3, S, S) images in [0, 1] (S = the model's image size) into a :class:`Reconstruction`,
         refined as :attr:`refinement` says (by default not at all)."""
-        if self.refinement.steps:
-            return self.refine(images, self.refinement.steps, self.refinement)
-        images = self._checked(images)
-        return _to_reconstruction(images, self.model(images, with_flip=False), self.config)
+        return self.refine(images, self.refinement.steps, self.refinement)
 
     def _checked(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) images in [0, 1] (a small tolerance) as float32 on the device, clamped; model in eval."""
@@ -128,12 +125,12 @@ class Reconstructor:
         settings: RefineSettings | None = None,
         on_step: Callable[[int, int], None] | None = None,
     ) -> Reconstruction:
-        """Like calling the reconstructor, then each photo's factors refined on that photo alone
+        """Decompose (B, 3, S, S) images in [0, 1], then refine each photo's factors on that photo alone
         (:mod:`unsup3d.inference.refine`); the model's weights are not changed.
 
         Args:
             images: (B, 3, S, S) in [0, 1].
-            steps: Adam steps per photo (0: the same as calling the reconstructor).
+            steps: Adam steps per photo (0: the network's prediction, unrefined).
             settings: learning rate and anchor weight (its ``steps`` is replaced by ``steps``).
             on_step: called as ``on_step(done, total)`` after each step.
         """

@@ -92,7 +92,7 @@ def refine(
 
     Args:
         model: the trained model (its weights are not changed; it is run in eval mode).
-        settings: steps, learning rate, anchor weight and depth grid.
+        settings: steps, learning rate, anchor weight, depth and albedo grids.
         on_step: called as ``on_step(done, total)`` after each step, counted over the whole batch.
     Returns:
         the refined :class:`Factors` (detached); with ``settings.steps == 0`` the network's own.
@@ -126,9 +126,10 @@ class _Variables:
 
     NAMES = ("depth", "albedo", "light", "view")
 
-    def __init__(self, values: dict[str, torch.Tensor]) -> None:
+    def __init__(self, values: dict[str, torch.Tensor], albedo_logit: torch.Tensor) -> None:
         self.start = {name: value.detach().clone() for name, value in values.items()}
         self.values = {name: value.detach().clone().requires_grad_() for name, value in values.items()}
+        self.albedo_logit = albedo_logit  # (1, 3, S, S) the network's albedo in inverse-tanh space
 
     @classmethod
     def from_factors(
@@ -154,7 +155,8 @@ class _Variables:
                 "albedo": factors.albedo.new_zeros(factors.albedo.shape[0], 3, albedo_grid, albedo_grid),
                 "light": _atanh(light),
                 "view": _atanh(view),
-            }
+            },
+            _atanh(factors.albedo * 2 - 1),
         )
 
     def parameters(self) -> list[torch.Tensor]:
@@ -168,7 +170,7 @@ class _Variables:
         return replace(
             start,
             depth_raw=start.depth_raw + self._upsampled(self.values["depth"], size)[:, 0],
-            albedo=(torch.tanh(_atanh(start.albedo * 2 - 1) + self._upsampled(self.values["albedo"], size)) + 1) / 2,
+            albedo=(torch.tanh(self.albedo_logit + self._upsampled(self.values["albedo"], size)) + 1) / 2,
             ambient=scale_range(light[:, 0], cfg.min_ambient, cfg.max_ambient),
             diffuse=scale_range(light[:, 1], cfg.min_diffuse, cfg.max_diffuse),
             light_direction=light_direction(light[:, 2:]),
